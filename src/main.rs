@@ -1,1 +1,81 @@
-fn main() {}
+//! `corral`: the one binary. `corral server [zoo.cfg]` runs a server;
+//! `corral status` asks a server for its mode.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "corral", version, about = "A ZooKeeper-compatible coordination service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server. Without a zoo.cfg: standalone on 127.0.0.1:2181 with data in ./corral-data.
+    Server {
+        /// A ZooKeeper zoo.cfg file.
+        config: Option<PathBuf>,
+    },
+    /// Print a server's mode, zxid and counters (the `srvr` four-letter word).
+    Status {
+        /// host:port of the server's client port.
+        #[arg(default_value = "127.0.0.1:2181")]
+        server: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server { config } => run_server(config),
+        Command::Status { server } => match corral_server::fourlw::query(&server, "srvr") {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot reach {server}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run_server(config: Option<PathBuf>) -> ExitCode {
+    let config = match config {
+        Some(path) => match corral_server::config::ServerConfig::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("corral: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => corral_server::config::ServerConfig::standalone_default(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(corral_server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("corral: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -28,7 +28,10 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Id {
-        Id { scheme: scheme.into(), id: id.into() }
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
     }
 
     /// `world:anyone`, the identity every connection has.
@@ -47,7 +50,10 @@ pub struct Acl {
 impl Acl {
     /// `world:anyone` with every permission (`ZooDefs.Ids.OPEN_ACL_UNSAFE`).
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::anyone() }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::anyone(),
+        }]
     }
 }
 
@@ -111,11 +117,17 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 
     pub fn is_container(self) -> bool {
@@ -165,4 +177,85 @@ pub enum KeeperState {
     SaslAuthenticated = 6,
     Expired = -112,
     Closed = 7,
+}
+
+impl EventType {
+    /// The type as it goes on the wire.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl KeeperState {
+    /// The state as it goes on the wire.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<KeeperState> {
+        use KeeperState::*;
+        Some(match code {
+            0 => Disconnected,
+            3 => SyncConnected,
+            4 => AuthFailed,
+            5 => ConnectedReadOnly,
+            6 => SaslAuthenticated,
+            -112 => Expired,
+            7 => Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// `AddWatchRequest.mode` (`AddWatchMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(i32)]
+pub enum AddWatchMode {
+    /// Not removed by firing; reports the node's own changes and its direct
+    /// children's NodeChildrenChanged.
+    Persistent = 0,
+    /// Not removed by firing; reports changes to the node and every
+    /// descendant, never NodeChildrenChanged.
+    PersistentRecursive = 1,
+}
+
+impl AddWatchMode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<AddWatchMode> {
+        match code {
+            0 => Some(AddWatchMode::Persistent),
+            1 => Some(AddWatchMode::PersistentRecursive),
+            _ => None,
+        }
+    }
+}
+
+/// `type` of checkWatches / removeWatches (`Watcher.WatcherType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(i32)]
+pub enum WatcherType {
+    /// The child table.
+    Children = 1,
+    /// The data table (which holds exist watches too).
+    Data = 2,
+    /// Both tables.
+    Any = 3,
+}
+
+impl WatcherType {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<WatcherType> {
+        match code {
+            1 => Some(WatcherType::Children),
+            2 => Some(WatcherType::Data),
+            3 => Some(WatcherType::Any),
+            _ => None,
+        }
+    }
 }

@@ -1,1 +1,217 @@
-//! placeholder
+//! The Corral server: reads zoo.cfg, opens the replicated log, applies it to
+//! the tree, and serves ZooKeeper clients on the client port.
+//!
+//! Request path (see docs/ARCHITECTURE.md): `listener` accepts, `connection`
+//! frames and decodes, `read_path` answers reads from the local tree,
+//! `write_path` turns writes into log entries, `replicate` commits them and
+//! `apply` applies them on every server, firing watches and replying.
+
+pub mod apply;
+pub mod config;
+pub mod connection;
+pub mod core;
+pub mod entry;
+pub mod fourlw;
+pub mod housekeeping;
+pub mod read_path;
+pub mod replicate;
+pub mod session;
+pub mod stats;
+pub mod watch;
+pub mod write_path;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral_tree::{DataTree, TreeConfig};
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::core::{Core, Shared};
+use crate::session::{initial_session_id, SessionTracker};
+
+/// Proposals queued towards the log before connections feel back-pressure.
+const PROPOSAL_QUEUE_MAX: usize = 16 * 1024;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("replication: {0}")]
+    Replication(String),
+}
+
+impl Shared {
+    /// `standalone`, `leader`, `follower` or `observer`.
+    pub fn mode(&self) -> &'static str {
+        "standalone"
+    }
+
+    /// Only the leader expires sessions and reaps containers.
+    pub fn is_leader(&self) -> bool {
+        true
+    }
+}
+
+/// A running server: its client address and a handle to stop it.
+pub struct RunningServer {
+    pub client_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    replica: replicate::ReplicaHandle,
+}
+
+impl RunningServer {
+    /// Stops accepting, stops timers and shuts the log down cleanly.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.replica.shutdown().await;
+    }
+}
+
+/// Starts a server and returns once it listens.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    for dir in [&config.data_dir, &config.data_log_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let server_id = config.my_id.unwrap_or(0);
+    let tree = DataTree::new(TreeConfig {
+        extended_types_enabled: config.extended_types_enabled,
+        enforce_quota: config.enforce_quota,
+    });
+    let tracker = SessionTracker::new(Duration::from_millis(config.tick_time_ms as u64));
+    let core = Core::new(
+        tree,
+        tracker,
+        initial_session_id(server_id, write_path::wall_clock_ms()),
+    );
+    let (proposals, proposal_rx) = tokio::sync::mpsc::channel(PROPOSAL_QUEUE_MAX);
+    let shared = Arc::new(Shared::new(config.clone(), server_id, core, proposals));
+
+    let replica = replicate::open(shared.clone(), proposal_rx).await?;
+    {
+        // Sessions recovered from the log get a full timeout to reconnect.
+        let mut core = shared.core.lock();
+        let recovered: Vec<(i64, i32)> = core.tree.sessions().collect();
+        for (id, timeout) in recovered {
+            if core.sessions.get(id).is_none() {
+                core.sessions.add(id, timeout, None);
+            }
+        }
+    }
+
+    let addr = SocketAddr::new(config.client_port_address, config.client_port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let client_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    tracing::info!(
+        client_addr = %client_addr,
+        data_dir = %config.data_dir.display(),
+        data_log_dir = %config.data_log_dir.display(),
+        mode = shared.mode(),
+        zxid = format_args!("{:#x}", shared.core.lock().tree.last_zxid()),
+        "corral serving"
+    );
+    let tasks = vec![
+        tokio::spawn(accept_loop(shared.clone(), listener)),
+        tokio::spawn(housekeeping::expire_sessions(shared.clone())),
+        tokio::spawn(housekeeping::reap_containers(shared.clone())),
+    ];
+    Ok(RunningServer {
+        client_addr,
+        shared,
+        tasks,
+        replica,
+    })
+}
+
+/// Runs a server until SIGINT or SIGTERM.
+pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
+    let server = start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Accepts clients, enforcing `maxClientCnxns` per client IP.
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
+    let limit = shared.config.max_client_cnxns;
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(ok) => ok,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ip = addr.ip();
+        {
+            let mut counts = per_ip.lock();
+            let count = counts.entry(ip).or_insert(0);
+            if limit > 0 && *count >= limit {
+                tracing::warn!(%ip, limit, "too many connections from one address (maxClientCnxns); closing");
+                drop(stream);
+                continue;
+            }
+            *count += 1;
+        }
+        let shared = shared.clone();
+        let per_ip = per_ip.clone();
+        tokio::spawn(async move {
+            connection::serve(shared, stream, addr).await;
+            let mut counts = per_ip.lock();
+            if let Some(c) = counts.get_mut(&ip) {
+                *c -= 1;
+                if *c == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        });
+    }
+}

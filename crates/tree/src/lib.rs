@@ -8,7 +8,25 @@
 //!
 //! This crate knows nothing of sockets, files or sessions' connections: the
 //! server turns [`WatchTrigger`]s into events and replies.
+//!
+//! Files, in the order a write meets them: `apply.rs` (check then carry out),
+//! `path.rs` and `acl.rs` (the rules the checks use), `node.rs` (one znode),
+//! `tree.rs` (the tree, its indexes, reads), `quota.rs`, `reap.rs`,
+//! `snapshot.rs`.
 
+mod acl;
+mod apply;
+mod node;
+mod path;
+mod quota;
+mod reap;
+mod snapshot;
+mod tree;
 pub mod txn;
 
+pub use acl::{check_acl, digest_id};
+pub use path::validate_path;
+pub use quota::StatsTrack;
+pub use snapshot::SnapshotError;
+pub use tree::{DataTree, TreeConfig};
 pub use txn::{ApplyOutcome, MultiOpResult, Txn, TxnOp, TxnResult, WatchTrigger};

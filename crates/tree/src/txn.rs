@@ -41,6 +41,11 @@ pub enum TxnOp {
     Multi(Vec<TxnOp>),
     /// Internal (container/TTL reaper): delete if still empty and reapable.
     DeleteContainer { path: String },
+    /// A request the server rejected before it reached the tree (for example
+    /// create flags that are no CreateMode → BadArguments). Like ZooKeeper's
+    /// error txn it still uses a zxid and changes nothing; `apply` returns
+    /// `TxnResult::Error(code)` (inside a multi: that op fails with `code`).
+    Fail(ErrorCode),
 }
 
 /// The outcome of one op. Errors are protocol outcomes, not Rust errors.

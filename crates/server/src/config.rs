@@ -1,0 +1,471 @@
+//! Reads `zoo.cfg` the way Apache ZooKeeper does (Java properties syntax) into
+//! a typed [`ServerConfig`]. Unknown keys are logged and ignored; a bad value
+//! stops the server with an error that names the key.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// ZooKeeper's default `jute.maxbuffer`: 0xfffff bytes.
+pub const DEFAULT_JUTE_MAXBUFFER: usize = 0xfffff;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse config file {path}: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    #[error("bad value for {key} in zoo.cfg: {value:?} ({reason})")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{key} is required in zoo.cfg")]
+    Missing { key: String },
+    #[error("cannot read myid file {path}: {reason}")]
+    MyId { path: PathBuf, reason: String },
+}
+
+/// Role of an ensemble member as written in `server.N=…[:observer]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    Participant,
+    Observer,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:role][;[clientAddr:]clientPort]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub role: PeerRole,
+    pub client_addr: Option<(String, u16)>,
+}
+
+/// Which four-letter words may run (`4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FourLetterWhitelist {
+    All,
+    Only(Vec<String>),
+}
+
+impl FourLetterWhitelist {
+    pub fn allows(&self, word: &str) -> bool {
+        match self {
+            FourLetterWhitelist::All => true,
+            FourLetterWhitelist::Only(words) => words.iter().any(|w| w == word),
+        }
+    }
+}
+
+/// Everything the server reads from zoo.cfg, with ZooKeeper's defaults.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the config came from (None: built-in defaults).
+    pub source: Option<PathBuf>,
+    pub tick_time_ms: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub snap_count: u64,
+    pub snap_retain_count: usize,
+    pub purge_interval_hours: u32,
+    pub jute_maxbuffer: usize,
+    pub four_letter_whitelist: FourLetterWhitelist,
+    pub extended_types_enabled: bool,
+    pub enforce_quota: bool,
+    /// `super:<base64 sha1>`; a client authenticating to it bypasses ACLs.
+    pub super_digest: Option<String>,
+    pub readonly_mode_enabled: bool,
+    pub reconfig_enabled: bool,
+    pub standalone_enabled: bool,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+    pub container_max_never_used_interval_ms: i64,
+    pub servers: Vec<PeerSpec>,
+    /// From `dataDir/myid`, when the config lists servers.
+    pub my_id: Option<u64>,
+}
+
+impl ServerConfig {
+    /// The configuration `corral server` uses without a zoo.cfg: port 2181 on
+    /// loopback, data in `./corral-data`.
+    pub fn standalone_default() -> ServerConfig {
+        let data_dir = PathBuf::from("corral-data");
+        ServerConfig {
+            source: None,
+            tick_time_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            data_log_dir: data_dir.clone(),
+            data_dir,
+            client_port: 2181,
+            client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
+            jute_maxbuffer: DEFAULT_JUTE_MAXBUFFER,
+            four_letter_whitelist: FourLetterWhitelist::Only(vec!["srvr".into()]),
+            extended_types_enabled: false,
+            enforce_quota: false,
+            super_digest: None,
+            readonly_mode_enabled: false,
+            reconfig_enabled: false,
+            standalone_enabled: true,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+            container_max_never_used_interval_ms: 0,
+            servers: Vec::new(),
+            my_id: None,
+        }
+    }
+
+    /// Reads and validates a zoo.cfg file.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let file = std::fs::File::open(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let props = java_properties::read(std::io::BufReader::new(file)).map_err(|e| {
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut cfg = ServerConfig::from_properties(&props.into_iter().collect())?;
+        cfg.source = Some(path.to_path_buf());
+        if !cfg.servers.is_empty() {
+            cfg.my_id = Some(read_my_id(&cfg.data_dir)?);
+        }
+        Ok(cfg)
+    }
+
+    /// Builds a config from already-parsed `key=value` pairs.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError> {
+        let mut cfg = ServerConfig::standalone_default();
+        let mut min_timeout: Option<i32> = None;
+        let mut max_timeout: Option<i32> = None;
+        let mut data_dir: Option<PathBuf> = None;
+        let mut data_log_dir: Option<PathBuf> = None;
+        let mut client_port: Option<u16> = None;
+        for (key, raw) in props {
+            let value = raw.trim();
+            match key.as_str() {
+                "tickTime" => cfg.tick_time_ms = parse_positive(key, value)?,
+                "initLimit" => cfg.init_limit = parse_positive(key, value)?,
+                "syncLimit" => cfg.sync_limit = parse_positive(key, value)?,
+                "dataDir" => data_dir = Some(PathBuf::from(value)),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "clientPort" => client_port = Some(parse(key, value)?),
+                "clientPortAddress" => cfg.client_port_address = parse_addr(key, value)?,
+                "maxClientCnxns" => cfg.max_client_cnxns = parse(key, value)?,
+                "minSessionTimeout" => min_timeout = Some(parse(key, value)?),
+                "maxSessionTimeout" => max_timeout = Some(parse(key, value)?),
+                "snapCount" | "zookeeper.snapCount" => cfg.snap_count = parse_positive(key, value)?,
+                "autopurge.snapRetainCount" => {
+                    // ZooKeeper silently raises values below 3 to 3.
+                    cfg.snap_retain_count = parse::<usize>(key, value)?.max(3)
+                }
+                "autopurge.purgeInterval" => cfg.purge_interval_hours = parse(key, value)?,
+                "jute.maxbuffer" | "zookeeper.jute.maxbuffer" => {
+                    cfg.jute_maxbuffer = parse_positive(key, value)?
+                }
+                "4lw.commands.whitelist" | "zookeeper.4lw.commands.whitelist" => {
+                    cfg.four_letter_whitelist = parse_whitelist(value)
+                }
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    cfg.extended_types_enabled = parse_bool(key, value)?
+                }
+                "enforceQuota" | "zookeeper.enforceQuota" => {
+                    cfg.enforce_quota = parse_bool(key, value)?
+                }
+                "superDigest"
+                | "DigestAuthenticationProvider.superDigest"
+                | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    if !value.starts_with("super:") {
+                        return Err(bad(key, value, "expected super:<base64 sha1 digest>"));
+                    }
+                    cfg.super_digest = Some(value.to_string())
+                }
+                "readonlymode.enabled" => cfg.readonly_mode_enabled = parse_bool(key, value)?,
+                "reconfigEnabled" => cfg.reconfig_enabled = parse_bool(key, value)?,
+                "standaloneEnabled" => cfg.standalone_enabled = parse_bool(key, value)?,
+                "znode.container.checkIntervalMs" => {
+                    cfg.container_check_interval_ms = parse_positive(key, value)?
+                }
+                "znode.container.maxPerMinute" => {
+                    cfg.container_max_per_minute = parse_positive(key, value)?
+                }
+                "znode.container.maxNeverUsedIntervalMs" => {
+                    cfg.container_max_never_used_interval_ms = parse(key, value)?
+                }
+                k if k.starts_with("server.") => cfg.servers.push(parse_server(k, value)?),
+                // Keys ZooKeeper knows that have no effect on Corral.
+                "electionAlg"
+                | "quorumListenOnAllIPs"
+                | "syncEnabled"
+                | "preAllocSize"
+                | "globalOutstandingLimit"
+                | "clientPortListenBacklog"
+                | "peerType"
+                | "localSessionsEnabled"
+                | "localSessionsUpgradingEnabled"
+                | "dynamicConfigFile"
+                | "metricsProvider.className"
+                | "skipACL"
+                | "forceSync"
+                | "leaderServes"
+                | "cnxTimeout"
+                | "secureClientPort"
+                | "secureClientPortAddress"
+                | "serverCnxnFactory"
+                | "sslQuorum"
+                | "portUnification"
+                | "autopurge.enabled" => {
+                    tracing::debug!(key = %key, "zoo.cfg key has no effect on Corral");
+                }
+                k if k.starts_with("admin.")
+                    || k.starts_with("group.")
+                    || k.starts_with("weight.")
+                    || k.starts_with("metricsProvider.")
+                    || k.starts_with("ssl.")
+                    || k.starts_with("authProvider.")
+                    || k.starts_with("quorum.") =>
+                {
+                    tracing::debug!(key = %key, "zoo.cfg key has no effect on Corral");
+                }
+                _ => tracing::warn!(key = %key, value = %value, "unknown zoo.cfg key ignored"),
+            }
+        }
+        let data_dir = data_dir.ok_or_else(|| ConfigError::Missing {
+            key: "dataDir".into(),
+        })?;
+        cfg.data_log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
+        cfg.data_dir = data_dir;
+        match client_port {
+            Some(port) => cfg.client_port = port,
+            None if cfg.servers.is_empty() => {
+                return Err(ConfigError::Missing {
+                    key: "clientPort".into(),
+                })
+            }
+            None => {}
+        }
+        let tick = i32::try_from(cfg.tick_time_ms)
+            .map_err(|_| bad("tickTime", &cfg.tick_time_ms.to_string(), "too large"))?;
+        cfg.min_session_timeout_ms = match min_timeout {
+            Some(v) if v >= 0 => v,
+            _ => tick.saturating_mul(2),
+        };
+        cfg.max_session_timeout_ms = match max_timeout {
+            Some(v) if v >= 0 => v,
+            _ => tick.saturating_mul(20),
+        };
+        if cfg.min_session_timeout_ms > cfg.max_session_timeout_ms {
+            return Err(bad(
+                "minSessionTimeout",
+                &cfg.min_session_timeout_ms.to_string(),
+                "must not be larger than maxSessionTimeout",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Clamps a client's requested session timeout as ZooKeeper does.
+    pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
+        requested_ms
+            .max(self.min_session_timeout_ms)
+            .min(self.max_session_timeout_ms)
+    }
+}
+
+fn bad(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::BadValue {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse::<T>()
+        .map_err(|e| bad(key, value, &e.to_string()))
+}
+
+fn parse_positive<T>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+    T::Err: std::fmt::Display,
+{
+    let v: T = parse(key, value)?;
+    if v <= T::default() {
+        return Err(bad(key, value, "must be greater than 0"));
+    }
+    Ok(v)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(bad(key, value, "expected true or false")),
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    if value == "localhost" {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    parse(key, value)
+}
+
+fn parse_whitelist(value: &str) -> FourLetterWhitelist {
+    let words: Vec<String> = value
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.iter().any(|w| w == "*") {
+        FourLetterWhitelist::All
+    } else {
+        FourLetterWhitelist::Only(words)
+    }
+}
+
+/// `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientAddr:]clientPort]`
+fn parse_server(key: &str, value: &str) -> Result<PeerSpec, ConfigError> {
+    let id: u64 = key["server.".len()..]
+        .parse()
+        .map_err(|_| bad(key, value, "the server id after 'server.' must be a number"))?;
+    let (server_part, client_part) = match value.split_once(';') {
+        Some((s, c)) => (s.trim(), Some(c.trim())),
+        None => (value.trim(), None),
+    };
+    let fields: Vec<&str> = server_part.split(':').collect();
+    if fields.len() < 3 || fields.len() > 4 {
+        return Err(bad(
+            key,
+            value,
+            "expected host:quorumPort:electionPort[:participant|:observer]",
+        ));
+    }
+    let role = match fields.get(3).copied() {
+        None | Some("participant") => PeerRole::Participant,
+        Some("observer") => PeerRole::Observer,
+        Some(_) => return Err(bad(key, value, "role must be participant or observer")),
+    };
+    let client_addr = match client_part {
+        None | Some("") => None,
+        Some(c) => Some(match c.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), parse(key, port)?),
+            None => ("0.0.0.0".to_string(), parse(key, c)?),
+        }),
+    };
+    Ok(PeerSpec {
+        id,
+        host: fields[0].to_string(),
+        quorum_port: parse(key, fields[1])?,
+        election_port: parse(key, fields[2])?,
+        role,
+        client_addr,
+    })
+}
+
+fn read_my_id(data_dir: &Path) -> Result<u64, ConfigError> {
+    let path = data_dir.join("myid");
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::MyId {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    text.trim().parse().map_err(|_| ConfigError::MyId {
+        path,
+        reason: format!("{:?} is not a number", text.trim()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn session_timeout_bounds_default_to_two_and_twenty_ticks() {
+        let cfg = ServerConfig::from_properties(&props(&[
+            ("tickTime", "2000"),
+            ("dataDir", "/tmp/x"),
+            ("clientPort", "2182"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.min_session_timeout_ms, 4000);
+        assert_eq!(cfg.max_session_timeout_ms, 40000);
+        assert_eq!(cfg.negotiate_timeout(100), 4000);
+        assert_eq!(cfg.negotiate_timeout(1_000_000), 40000);
+        assert_eq!(cfg.data_log_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = ServerConfig::from_properties(&props(&[
+            ("tickTime", "abc"),
+            ("dataDir", "/tmp/x"),
+            ("clientPort", "2182"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("tickTime"), "{err}");
+    }
+
+    #[test]
+    fn server_lines_parse_with_roles_and_client_ports() {
+        let cfg = ServerConfig::from_properties(&props(&[
+            ("dataDir", "/tmp/x"),
+            ("server.1", "127.0.0.1:2888:3888"),
+            ("server.2", "127.0.0.1:2889:3889:observer;127.0.0.1:2182"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.servers.len(), 2);
+        assert_eq!(cfg.servers[1].role, PeerRole::Observer);
+        assert_eq!(cfg.servers[1].client_addr, Some(("127.0.0.1".into(), 2182)));
+    }
+
+    #[test]
+    fn whitelist_defaults_to_srvr_only() {
+        let cfg = ServerConfig::from_properties(&props(&[("dataDir", "/x"), ("clientPort", "1")]))
+            .unwrap();
+        assert!(cfg.four_letter_whitelist.allows("srvr"));
+        assert!(!cfg.four_letter_whitelist.allows("ruok"));
+        let cfg = ServerConfig::from_properties(&props(&[
+            ("dataDir", "/x"),
+            ("clientPort", "1"),
+            ("4lw.commands.whitelist", "ruok, mntr"),
+        ]))
+        .unwrap();
+        assert!(cfg.four_letter_whitelist.allows("mntr"));
+    }
+}

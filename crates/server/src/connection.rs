@@ -1,0 +1,513 @@
+//! One client connection: the handshake (or a four-letter word), then a
+//! reader loop that decodes requests in order and a writer task that drains
+//! the outbound queue with one `write` per batch of frames.
+//!
+//! Reads are answered at once unless the session still has writes in
+//! flight; then they wait in the connection's queue and are served right
+//! after those writes are applied (see `apply.rs`). Writes are pipelined:
+//! the reader never waits for a write to commit.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use corral_proto::fourlw::FourLetterWord;
+use corral_proto::frame::{decode_frame, FrameError};
+use corral_proto::jute::default_field_len_max;
+use corral_proto::records::{decode_record, ConnectRequest, ConnectResponse};
+use corral_proto::request::{decode_request, Request, RequestDecodeError};
+use corral_proto::response::{encode_connect_response, encode_header_reply};
+use corral_proto::{ErrorCode, Id};
+use corral_tree::TxnOp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+
+use crate::core::{ConnState, Outbound, Pending, ReplyShape, Shared};
+use crate::entry::LogEntry;
+use crate::read_path::serve_read;
+use crate::session::session_password;
+use crate::watch::ConnId;
+use crate::write_path::{stamp, to_txn_op};
+
+/// Bytes the writer gathers into one `write` call.
+const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// How long a new connection may take to send its first frame.
+fn handshake_timeout(shared: &Shared) -> Duration {
+    Duration::from_millis(shared.config.max_session_timeout_ms.max(10_000) as u64)
+}
+
+/// Serves one accepted socket until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let deadline = handshake_timeout(&shared);
+
+    // The first 4 bytes are either a four-letter word or a frame length.
+    match tokio::time::timeout(deadline, fill(&mut rd, &mut buf, 4)).await {
+        Ok(Ok(true)) => {}
+        Ok(_) => return,
+        Err(_) => {
+            tracing::info!(%addr, "client sent nothing within {:?}; closing", deadline);
+            return;
+        }
+    }
+    let first: [u8; 4] = [buf[0], buf[1], buf[2], buf[3]];
+    if let Some(word) = FourLetterWord::from_bytes(&first) {
+        let output = crate::fourlw::execute(&shared, word);
+        let _ = wr.write_all(output.as_bytes()).await;
+        let _ = wr.shutdown().await;
+        return;
+    }
+
+    let max_frame = shared.config.jute_maxbuffer;
+    let connect_frame = match tokio::time::timeout(
+        deadline,
+        read_frame(&mut rd, &mut buf, max_frame),
+    )
+    .await
+    {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::info!(%addr, "closing connection: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%addr, "client did not complete its ConnectRequest within {:?}", deadline);
+            return;
+        }
+    };
+    let field_len_max = default_field_len_max(max_frame);
+    let request: ConnectRequest = match decode_record(&connect_frame, field_len_max) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(%addr, "closing connection: malformed ConnectRequest: {e}");
+            return;
+        }
+    };
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_loop(shared.clone(), wr, rx, queued.clone()));
+    let stop = Arc::new(Notify::new());
+    let conn_id = shared.next_conn_id();
+
+    let outcome = handshake(
+        &shared,
+        conn_id,
+        addr,
+        &request,
+        ConnState::new(addr, tx.clone(), queued, stop.clone()),
+    );
+    let proposal = match outcome {
+        Handshake::Refused => {
+            let _ = tx.send(Outbound::Close);
+            let _ = writer.await;
+            return;
+        }
+        Handshake::Established => None,
+        Handshake::Propose(payload) => Some(payload),
+    };
+    if let Some(payload) = proposal {
+        if shared.proposals.send(payload).await.is_err() {
+            shared.core.lock().drop_conn(conn_id);
+            let _ = writer.await;
+            return;
+        }
+    }
+
+    let reason = read_loop(&shared, conn_id, &mut rd, &mut buf, &stop).await;
+    tracing::debug!(%addr, conn_id, "connection closed: {reason}");
+    shared.core.lock().drop_conn(conn_id);
+    let _ = tx.send(Outbound::Close);
+    let _ = writer.await;
+}
+
+enum Handshake {
+    /// Close the connection (after whatever reply was queued).
+    Refused,
+    /// The session was reattached and the ConnectResponse queued.
+    Established,
+    /// A new session: propose its createSession entry; the reply follows
+    /// when it is applied.
+    Propose(Vec<u8>),
+}
+
+/// Checks a ConnectRequest and registers the connection (ZooKeeper's
+/// processConnectRequest): refuse a client that has seen a later zxid,
+/// negotiate the timeout, then create or reattach the session.
+fn handshake(
+    shared: &Shared,
+    conn_id: ConnId,
+    addr: SocketAddr,
+    request: &ConnectRequest,
+    mut conn: ConnState,
+) -> Handshake {
+    let mut core = shared.core.lock();
+    if request.last_zxid_seen > core.tree.last_zxid() {
+        tracing::info!(
+            %addr,
+            client_zxid = format_args!("{:#x}", request.last_zxid_seen),
+            our_zxid = format_args!("{:#x}", core.tree.last_zxid()),
+            "refusing a client that has seen a later zxid than this server"
+        );
+        return Handshake::Refused;
+    }
+    let timeout_ms = shared.config.negotiate_timeout(request.timeout_ms);
+    conn.timeout_ms = timeout_ms;
+    if request.session_id == 0 {
+        let session_id = core.allocate_session_id();
+        conn.session_id = session_id;
+        conn.pending.push_back(Pending::Write {
+            xid: 0,
+            shape: ReplyShape::Connect {
+                timeout_ms,
+                read_only_byte: request.read_only.is_some(),
+            },
+            received: Instant::now(),
+        });
+        core.conns.insert(conn_id, conn);
+        let entry = LogEntry {
+            origin: shared.server_id,
+            conn: conn_id,
+            xid: 0,
+            txn: stamp(session_id, &[], TxnOp::CreateSession { timeout_ms }),
+        };
+        return Handshake::Propose(entry.encode());
+    }
+    let session_id = request.session_id;
+    let valid = core.sessions.get(session_id).is_some_and(|s| !s.closing)
+        && request.passwd == session_password(session_id);
+    let mut out = BytesMut::new();
+    if !valid {
+        tracing::info!(
+            %addr,
+            session = format_args!("{session_id:#x}"),
+            "reconnect refused: session expired or unknown, or wrong password"
+        );
+        encode_connect_response(&mut out, &ConnectResponse::expired(request));
+        conn.send(out.freeze());
+        return Handshake::Refused;
+    }
+    if let Some(old) = core.sessions.get(session_id).and_then(|s| s.conn) {
+        core.drop_conn(old);
+    }
+    if let Some(s) = core.sessions.get_mut(session_id) {
+        s.conn = Some(conn_id);
+    }
+    core.sessions.set_timeout(session_id, timeout_ms);
+    conn.session_id = session_id;
+    encode_connect_response(
+        &mut out,
+        &ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: session_password(session_id).to_vec(),
+            read_only: request.read_only.map(|_| false),
+        },
+    );
+    conn.send(out.freeze());
+    core.conns.insert(conn_id, conn);
+    Handshake::Established
+}
+
+/// Reads until `buf` holds at least `n` bytes; false on EOF.
+async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, n: usize) -> std::io::Result<bool> {
+    while buf.len() < n {
+        if rd.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<BytesMut>, ReadError> {
+    loop {
+        if let Some(frame) = decode_frame(buf, max)? {
+            return Ok(Some(frame));
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// Decodes and handles requests until the connection ends; returns why.
+async fn read_loop(
+    shared: &Arc<Shared>,
+    conn_id: ConnId,
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    stop: &Notify,
+) -> String {
+    let max = shared.config.jute_maxbuffer;
+    let field_len_max = default_field_len_max(max);
+    loop {
+        loop {
+            let frame = match decode_frame(buf, max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(conn_id, "closing connection: {e}");
+                    return e.to_string();
+                }
+            };
+            shared
+                .stats
+                .packets_received
+                .fetch_add(1, Ordering::Relaxed);
+            match handle_frame(shared, conn_id, &frame, field_len_max).await {
+                Continue::Yes | Continue::Propose(_) => {}
+                Continue::No(reason) => return reason,
+            }
+        }
+        tokio::select! {
+            read = rd.read_buf(buf) => match read {
+                Ok(0) => return "client closed the connection".into(),
+                Ok(_) => {}
+                Err(e) => return format!("read failed: {e}"),
+            },
+            _ = stop.notified() => return "closed by the server".into(),
+        }
+    }
+}
+
+enum Continue {
+    Yes,
+    No(String),
+    /// Go on after handing this entry to the log.
+    Propose(Vec<u8>),
+}
+
+async fn handle_frame(
+    shared: &Arc<Shared>,
+    conn_id: ConnId,
+    frame: &[u8],
+    field_len_max: usize,
+) -> Continue {
+    match handle_request(shared, conn_id, frame, field_len_max) {
+        Continue::Propose(payload) => {
+            if shared.proposals.send(payload).await.is_err() {
+                return Continue::No("the server is shutting down".into());
+            }
+            Continue::Yes
+        }
+        other => other,
+    }
+}
+
+/// Handles one request frame under the core lock; never waits.
+fn handle_request(
+    shared: &Shared,
+    conn_id: ConnId,
+    frame: &[u8],
+    field_len_max: usize,
+) -> Continue {
+    let received = Instant::now();
+    let decoded = decode_request(frame, field_len_max);
+    let mut core = shared.core.lock();
+    let zxid = core.tree.last_zxid();
+    let (header, request) = match decoded {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::info!(conn_id, "bad request: {e}");
+            let Some(conn) = core.conns.get_mut(&conn_id) else {
+                return Continue::No("connection gone".into());
+            };
+            return match (&e, e.reply()) {
+                (RequestDecodeError::UnknownOpCode { .. }, Some((xid, code))) => {
+                    let mut out = BytesMut::new();
+                    encode_header_reply(&mut out, xid, -1, code);
+                    conn.send(out.freeze());
+                    conn.close();
+                    Continue::No(e.to_string())
+                }
+                (_, Some((xid, code))) => {
+                    let mut out = BytesMut::new();
+                    encode_header_reply(&mut out, xid, zxid, code);
+                    conn.send(out.freeze());
+                    Continue::Yes
+                }
+                (_, None) => Continue::No(e.to_string()),
+            };
+        }
+    };
+    let xid = header.xid;
+    let Some(conn) = core.conns.get(&conn_id) else {
+        return Continue::No("connection gone".into());
+    };
+    let session_id = conn.session_id;
+    let awaiting_session = matches!(
+        conn.pending.front(),
+        Some(Pending::Write {
+            shape: ReplyShape::Connect { .. },
+            ..
+        })
+    );
+    if !awaiting_session && !core.sessions.touch(session_id) {
+        // ZooKeeper drops requests of a closed or expired session unanswered.
+        return Continue::Yes;
+    }
+    let Some(conn) = core.conns.get_mut(&conn_id) else {
+        return Continue::No("connection gone".into());
+    };
+    conn.packets_received += 1;
+
+    match request {
+        Request::Auth(packet) => {
+            let mut out = BytesMut::new();
+            let ok = match packet.scheme.as_str() {
+                "digest" => match std::str::from_utf8(&packet.auth) {
+                    Ok(credential) => {
+                        let id = corral_tree::digest_id(credential);
+                        let is_super = shared
+                            .config
+                            .super_digest
+                            .as_deref()
+                            .is_some_and(|sd| sd == id.as_str());
+                        conn.auth.push(Id::new("digest", id));
+                        if is_super {
+                            conn.auth.push(Id::new("super", ""));
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                },
+                "ip" => {
+                    let ip = Id::new("ip", conn.addr.ip().to_string());
+                    conn.auth.push(ip);
+                    true
+                }
+                _ => false,
+            };
+            conn.auth.dedup();
+            if ok {
+                // The identities count for the requests after this one at
+                // once; the reply must still wait its turn.
+                encode_header_reply(&mut out, xid, 0, ErrorCode::Ok);
+                if conn.pending.is_empty() {
+                    conn.send(out.freeze());
+                } else {
+                    conn.pending.push_back(Pending::Ready(out.freeze()));
+                }
+                Continue::Yes
+            } else {
+                shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+                encode_header_reply(&mut out, xid, 0, ErrorCode::AuthFailed);
+                conn.send(out.freeze());
+                conn.close();
+                Continue::No(format!(
+                    "authentication failed for scheme {:?}",
+                    packet.scheme
+                ))
+            }
+        }
+        Request::Sasl(_) => {
+            let mut out = BytesMut::new();
+            encode_header_reply(&mut out, xid, -1, ErrorCode::Unimplemented);
+            conn.send(out.freeze());
+            conn.close();
+            Continue::No("SASL is not supported".into())
+        }
+        Request::Reconfig(_) => {
+            let mut out = BytesMut::new();
+            encode_header_reply(&mut out, xid, zxid, ErrorCode::ReconfigDisabled);
+            conn.send(out.freeze());
+            Continue::Yes
+        }
+        request if request.is_write() => {
+            let Some((op, shape)) = to_txn_op(request) else {
+                return Continue::No("unroutable write".into());
+            };
+            let entry = LogEntry {
+                origin: shared.server_id,
+                conn: conn_id,
+                xid,
+                txn: stamp(session_id, &conn.auth, op),
+            };
+            conn.pending.push_back(Pending::Write {
+                xid,
+                shape,
+                received,
+            });
+            Continue::Propose(entry.encode())
+        }
+        request => {
+            if conn.pending.is_empty() {
+                serve_read(&mut core, conn_id, xid, request, received);
+            } else {
+                conn.pending.push_back(Pending::Read {
+                    xid,
+                    request,
+                    received,
+                });
+            }
+            Continue::Yes
+        }
+    }
+}
+
+/// Drains the connection's outbound queue, one `write` per batch of frames.
+async fn write_loop(
+    shared: Arc<Shared>,
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut close = false;
+        let mut frames = 0u64;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Outbound::Frame(frame) => {
+                    batch.extend_from_slice(&frame);
+                    frames += 1;
+                }
+                Outbound::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            if batch.len() < WRITE_BATCH_BYTES_MAX {
+                next = rx.try_recv().ok();
+            }
+        }
+        queued.fetch_sub(
+            batch.len().min(queued.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        shared
+            .stats
+            .packets_sent
+            .fetch_add(frames, Ordering::Relaxed);
+        if !batch.is_empty() && wr.write_all(&batch).await.is_err() {
+            break 'outer;
+        }
+        batch.clear();
+        if close {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

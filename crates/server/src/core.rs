@@ -1,0 +1,300 @@
+//! The server's shared state: the tree, the watch registry, the sessions and
+//! the connections, behind one mutex.
+//!
+//! Why one lock: a read and its watch registration must not interleave with
+//! an apply (or an event would be lost), and a connection's events and
+//! replies must be queued in the order the state changed. Everything done
+//! under the lock is in-memory and short; no I/O and no `.await` happens
+//! while it is held. Frames are handed to each connection's writer task
+//! through its outbound queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use corral_proto::request::{CreateKind, Request};
+use corral_proto::{ErrorCode, EventType, Id, KeeperState};
+use corral_tree::DataTree;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::ServerConfig;
+use crate::session::SessionTracker;
+use crate::stats::ServerStats;
+use crate::watch::{ConnId, WatchRegistry};
+
+/// Bytes queued for one connection's socket before it counts as a slow
+/// consumer and is closed.
+pub const OUTBOUND_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// What a connection's writer task receives.
+pub enum Outbound {
+    Frame(Bytes),
+    /// Flush what came before, then close the socket.
+    Close,
+}
+
+/// The shape of the reply a write waits for.
+#[derive(Debug, Clone)]
+pub enum ReplyShape {
+    /// A new session's ConnectResponse (with a readOnly byte or not).
+    Connect {
+        timeout_ms: i32,
+        read_only_byte: bool,
+    },
+    Create(CreateKind),
+    Delete,
+    SetData,
+    SetAcl,
+    Check,
+    /// One entry per sub-op: the create kind for creates.
+    Multi(Vec<Option<CreateKind>>),
+    CloseSession,
+}
+
+/// A request of a connection waiting for an earlier write to be applied.
+pub enum Pending {
+    Write {
+        xid: i32,
+        shape: ReplyShape,
+        received: Instant,
+    },
+    /// Reads wait behind the session's earlier writes so that they see them.
+    Read {
+        xid: i32,
+        request: Request,
+        received: Instant,
+    },
+    /// A reply already built (auth) that must not overtake earlier replies.
+    Ready(Bytes),
+}
+
+/// One client connection on this server.
+pub struct ConnState {
+    pub addr: SocketAddr,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    /// `ip:<addr>` first, then ids added by `auth`.
+    pub auth: Vec<Id>,
+    pub pending: VecDeque<Pending>,
+    out: mpsc::UnboundedSender<Outbound>,
+    pub queued_bytes: Arc<AtomicUsize>,
+    /// Wakes the reader to stop (session closed or expired).
+    pub stop: Arc<Notify>,
+    pub established: Instant,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub last_xid: i32,
+    pub last_zxid: i64,
+    pub last_op: &'static str,
+    pub latency_min_ms: i64,
+    pub latency_max_ms: i64,
+    pub latency_total_ms: i64,
+    pub latency_count: i64,
+}
+
+impl ConnState {
+    pub fn new(
+        addr: SocketAddr,
+        out: mpsc::UnboundedSender<Outbound>,
+        queued_bytes: Arc<AtomicUsize>,
+        stop: Arc<Notify>,
+    ) -> ConnState {
+        ConnState {
+            addr,
+            session_id: 0,
+            timeout_ms: 0,
+            auth: vec![Id::new("ip", addr.ip().to_string())],
+            pending: VecDeque::new(),
+            out,
+            queued_bytes,
+            stop,
+            established: Instant::now(),
+            packets_received: 0,
+            packets_sent: 0,
+            last_xid: 0,
+            last_zxid: 0,
+            last_op: "NA",
+            latency_min_ms: 0,
+            latency_max_ms: 0,
+            latency_total_ms: 0,
+            latency_count: 0,
+        }
+    }
+
+    /// Queues a frame for the socket. A connection that does not drain its
+    /// queue is closed rather than allowed to grow memory without bound.
+    pub fn send(&mut self, frame: Bytes) {
+        let len = frame.len();
+        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        self.packets_sent += 1;
+        if queued > OUTBOUND_BYTES_MAX {
+            tracing::warn!(addr = %self.addr, queued, "client does not read its replies; closing");
+            self.close();
+            return;
+        }
+        let _ = self.out.send(Outbound::Frame(frame));
+    }
+
+    pub fn close(&mut self) {
+        let _ = self.out.send(Outbound::Close);
+        self.stop.notify_one();
+    }
+
+    pub fn record_reply(&mut self, op: &'static str, xid: i32, zxid: i64, received: Instant) {
+        let ms = received.elapsed().as_millis() as i64;
+        if self.latency_count == 0 || ms < self.latency_min_ms {
+            self.latency_min_ms = ms;
+        }
+        self.latency_max_ms = self.latency_max_ms.max(ms);
+        self.latency_total_ms += ms;
+        self.latency_count += 1;
+        self.last_op = op;
+        self.last_xid = xid;
+        self.last_zxid = zxid;
+    }
+}
+
+/// Everything behind the server's one lock.
+pub struct Core {
+    pub tree: DataTree,
+    pub watches: WatchRegistry,
+    pub sessions: SessionTracker,
+    pub conns: HashMap<ConnId, ConnState>,
+    next_session_id: i64,
+}
+
+impl Core {
+    pub fn new(tree: DataTree, sessions: SessionTracker, first_session_id: i64) -> Core {
+        Core {
+            tree,
+            watches: WatchRegistry::default(),
+            sessions,
+            conns: HashMap::new(),
+            next_session_id: first_session_id,
+        }
+    }
+
+    pub fn allocate_session_id(&mut self) -> i64 {
+        loop {
+            let id = self.next_session_id;
+            self.next_session_id = self.next_session_id.wrapping_add(1);
+            if id != 0 && self.sessions.get(id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// Queues watch events for `path` to every watching connection that may
+    /// read the node (the ACL filter of ZooKeeper's CVE-2024-23944 fix).
+    pub fn fire(&mut self, path: &str, event: EventType, acl: &[corral_proto::Acl]) {
+        let targets = self.watches.trigger(path, event);
+        if targets.is_empty() {
+            return;
+        }
+        let mut frame = BytesMut::new();
+        corral_proto::response::encode_watch_event(
+            &mut frame,
+            event,
+            KeeperState::SyncConnected,
+            path,
+        );
+        let frame = frame.freeze();
+        for conn_id in targets {
+            if let Some(conn) = self.conns.get_mut(&conn_id) {
+                if corral_tree::check_acl(acl, &conn.auth, corral_proto::perms::READ) {
+                    conn.send(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// Closes a connection's socket and forgets it and its watches.
+    pub fn drop_conn(&mut self, conn_id: ConnId) {
+        if let Some(mut conn) = self.conns.remove(&conn_id) {
+            conn.close();
+            if let Some(s) = self.sessions.get_mut(conn.session_id) {
+                if s.conn == Some(conn_id) {
+                    s.conn = None;
+                }
+            }
+        }
+        self.watches.remove_conn(conn_id);
+    }
+}
+
+/// Immutable wiring plus the locked core; one per server, shared by all
+/// tasks.
+pub struct Shared {
+    pub config: ServerConfig,
+    pub server_id: u64,
+    pub core: Mutex<Core>,
+    pub stats: ServerStats,
+    pub proposals: mpsc::Sender<Vec<u8>>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        config: ServerConfig,
+        server_id: u64,
+        core: Core,
+        proposals: mpsc::Sender<Vec<u8>>,
+    ) -> Shared {
+        // Connection ids carry this process's start time in their top bits so
+        // that entries replayed from the log never reach a new connection.
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() & 0xFF_FFFF)
+            .unwrap_or(0);
+        Shared {
+            config,
+            server_id,
+            core: Mutex::new(core),
+            stats: ServerStats::default(),
+            proposals,
+            next_conn: AtomicU64::new(incarnation << 40),
+        }
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Error codes as `&'static str` op names for `cons` (ZooKeeper's lastOp).
+pub fn op_name(request: &Request) -> &'static str {
+    use Request::*;
+    match request {
+        Create(_) => "CREA",
+        Delete(_) => "DELE",
+        Exists(_) => "EXIS",
+        GetData(_) => "GETD",
+        SetData(_) => "SETD",
+        GetAcl(_) => "GETA",
+        SetAcl(_) => "SETA",
+        GetChildren(_) | GetChildren2(_) => "GETC",
+        Sync(_) => "SYNC",
+        Ping => "PING",
+        Check(_) => "CHEC",
+        Multi(_) => "MULT",
+        MultiRead(_) => "MLTR",
+        Reconfig(_) => "RECO",
+        CheckWatches(_) => "CHKW",
+        RemoveWatches(_) => "REMW",
+        Auth(_) => "AUTH",
+        SetWatches(_) | SetWatches2(_) => "SETW",
+        Sasl(_) => "SASL",
+        GetEphemerals(_) => "GETE",
+        GetAllChildrenNumber(_) => "GETACN",
+        AddWatch(_) => "ADDW",
+        WhoAmI => "HOMI",
+        CloseSession => "CLOS",
+    }
+}
+
+/// Used where a code is needed for a request that cannot be served.
+pub const UNSERVED: ErrorCode = ErrorCode::Unimplemented;

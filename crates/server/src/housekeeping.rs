@@ -1,0 +1,69 @@
+//! Timed work of the server: expiring sessions whose deadline passed and
+//! reaping empty containers and expired TTL nodes. Both only *propose*
+//! transactions; what they do happens at apply time, as every write does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corral_tree::TxnOp;
+
+use crate::core::Shared;
+use crate::entry::LogEntry;
+use crate::write_path::{stamp, wall_clock_ms};
+
+/// Checks session deadlines every tick (ZooKeeper's expiry interval).
+pub async fn expire_sessions(shared: Arc<Shared>) {
+    let tick = Duration::from_millis(shared.config.tick_time_ms.max(1) as u64);
+    let mut interval = tokio::time::interval(tick.min(Duration::from_millis(500)));
+    loop {
+        interval.tick().await;
+        if !shared.is_leader() {
+            continue;
+        }
+        let expired = shared.core.lock().sessions.take_expired(Instant::now());
+        for session_id in expired {
+            tracing::info!(session = format_args!("{session_id:#x}"), "session expired");
+            let entry = LogEntry {
+                origin: shared.server_id,
+                conn: 0,
+                xid: 0,
+                txn: stamp(session_id, &[], TxnOp::CloseSession),
+            };
+            if shared.proposals.send(entry.encode()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// ZooKeeper's ContainerManager: every `znode.container.checkIntervalMs`,
+/// deletes empty used containers and expired TTL nodes, spaced by
+/// `maxPerMinute`.
+pub async fn reap_containers(shared: Arc<Shared>) {
+    let period = Duration::from_millis(shared.config.container_check_interval_ms.max(1));
+    let spacing =
+        Duration::from_millis(60_000 / u64::from(shared.config.container_max_per_minute.max(1)));
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        interval.tick().await;
+        if !shared.is_leader() {
+            continue;
+        }
+        let candidates = shared.core.lock().tree.reapable_nodes(
+            wall_clock_ms(),
+            shared.config.container_max_never_used_interval_ms,
+        );
+        for path in candidates {
+            let entry = LogEntry {
+                origin: shared.server_id,
+                conn: 0,
+                xid: 0,
+                txn: stamp(0, &[], TxnOp::DeleteContainer { path }),
+            };
+            if shared.proposals.send(entry.encode()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(spacing).await;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! One znode as stored in memory, and how its internal `ephemeralOwner`
+//! encodes the node's kind (ephemeral, container, TTL).
+//!
+//! The stored `cversion` is ZooKeeper's internal create counter (children
+//! ever created); clients see `2 × cversion − numChildren`. The stored
+//! ephemeral owner marks containers and TTL nodes; clients see 0 for those.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use corral_proto::{Acl, Stat};
+
+/// Internal owner of a container (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
+pub(crate) const CONTAINER_OWNER: i64 = i64::MIN;
+/// Top byte marking an extended type in the owner; TTL nodes use feature 0.
+const EXTENDED_MASK: u64 = 0xFF00_0000_0000_0000;
+const EXTENDED_FEATURE_MASK: u64 = 0x00FF_FF00_0000_0000;
+/// Largest TTL (40 bits of milliseconds), `EphemeralType.TTL.maxValue()`.
+pub(crate) const TTL_MAX_MS: i64 = 0xFF_FFFF_FFFF;
+
+/// What a node's internal owner says it is (`EphemeralType.get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Persistent,
+    /// A normal ephemeral owned by this session.
+    Ephemeral(i64),
+    Container,
+    /// A TTL node with its ttl in ms.
+    Ttl(i64),
+}
+
+impl NodeKind {
+    /// As ZooKeeper: TTL owners are recognised only while extended types are
+    /// enabled; otherwise such an owner reads as a normal ephemeral.
+    pub(crate) fn of_owner(owner: i64, extended_types_enabled: bool) -> NodeKind {
+        let bits = owner as u64;
+        if extended_types_enabled && bits & EXTENDED_MASK == EXTENDED_MASK && bits & EXTENDED_FEATURE_MASK == 0 {
+            return NodeKind::Ttl(owner & TTL_MAX_MS);
+        }
+        match owner {
+            CONTAINER_OWNER => NodeKind::Container,
+            0 => NodeKind::Persistent,
+            session => NodeKind::Ephemeral(session),
+        }
+    }
+}
+
+/// The internal owner of a TTL node.
+pub(crate) fn ttl_owner(ttl_ms: i64) -> i64 {
+    (EXTENDED_MASK | (ttl_ms & TTL_MAX_MS) as u64) as i64
+}
+
+/// A znode. The path is the key of the tree's map, not stored here.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub(crate) data: Box<[u8]>,
+    /// Interned through the tree's `AclTable`.
+    pub(crate) acl: Arc<Vec<Acl>>,
+    /// Child names (not paths), sorted.
+    pub(crate) children: BTreeSet<Box<str>>,
+    pub(crate) czxid: i64,
+    pub(crate) mzxid: i64,
+    pub(crate) pzxid: i64,
+    pub(crate) ctime: i64,
+    pub(crate) mtime: i64,
+    /// Internal: session id, [`CONTAINER_OWNER`], a TTL owner, or 0.
+    pub(crate) ephemeral_owner: i64,
+    pub(crate) version: i32,
+    /// Internal create counter: +1 per child created, never lowered.
+    pub(crate) cversion: i32,
+    pub(crate) aversion: i32,
+}
+
+impl Node {
+    /// A node created by a transaction at `zxid`, `time_ms`.
+    pub(crate) fn new(data: &[u8], acl: Arc<Vec<Acl>>, ephemeral_owner: i64, zxid: i64, time_ms: i64) -> Node {
+        Node {
+            data: data.into(),
+            acl,
+            children: BTreeSet::new(),
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            ephemeral_owner,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+        }
+    }
+
+    pub(crate) fn num_children(&self) -> i32 {
+        i32::try_from(self.children.len()).unwrap_or(i32::MAX)
+    }
+
+    pub(crate) fn kind(&self, extended_types_enabled: bool) -> NodeKind {
+        NodeKind::of_owner(self.ephemeral_owner, extended_types_enabled)
+    }
+
+    /// The Stat clients see (`DataNode.copyStat`).
+    pub(crate) fn stat(&self, extended_types_enabled: bool) -> Stat {
+        let num_children = self.num_children();
+        let ephemeral_owner = match self.kind(extended_types_enabled) {
+            NodeKind::Ephemeral(session) => session,
+            _ => 0,
+        };
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: self.aversion,
+            ephemeral_owner,
+            data_length: i32::try_from(self.data.len()).unwrap_or(i32::MAX),
+            num_children,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_decode_to_kinds_like_ephemeral_type() {
+        assert_eq!(NodeKind::of_owner(0, true), NodeKind::Persistent);
+        assert_eq!(NodeKind::of_owner(0x1234, true), NodeKind::Ephemeral(0x1234));
+        assert_eq!(NodeKind::of_owner(CONTAINER_OWNER, false), NodeKind::Container);
+        assert_eq!(NodeKind::of_owner(ttl_owner(5000), true), NodeKind::Ttl(5000));
+        assert_eq!(NodeKind::of_owner(ttl_owner(5000), false), NodeKind::Ephemeral(ttl_owner(5000)));
+        assert_eq!(ttl_owner(1) as u64, 0xFF00_0000_0000_0001);
+    }
+
+    #[test]
+    fn visible_cversion_counts_creates_and_deletes() {
+        let mut node = Node::new(b"", Arc::new(Acl::open_unsafe()), 0, 1, 0);
+        node.cversion = 2;
+        node.children.insert("b".into());
+        // Two creates, one delete: clients see 3.
+        assert_eq!(node.stat(false).cversion, 3);
+    }
+
+    #[test]
+    fn containers_and_ttl_nodes_show_owner_zero() {
+        let container = Node::new(b"", Arc::new(Acl::open_unsafe()), CONTAINER_OWNER, 1, 0);
+        assert_eq!(container.stat(true).ephemeral_owner, 0);
+        let ttl = Node::new(b"", Arc::new(Acl::open_unsafe()), ttl_owner(10), 1, 0);
+        assert_eq!(ttl.stat(true).ephemeral_owner, 0);
+    }
+}

@@ -1,0 +1,277 @@
+//! Snapshot encoding of a whole `DataTree`: written and read as a stream of
+//! records, one node at a time, so neither side holds a second copy of the
+//! tree. The replication layer stores the bytes in a file with its own
+//! checksum; this module knows nothing of files.
+//!
+//! Layout: 8 magic bytes, then records, each a little-endian `u32` length
+//! and a postcard-encoded [`Record`]: a header with the counts, the
+//! sessions, the quota roots, the distinct ACL lists (sorted), every node
+//! in pre-order with children sorted (so a parent always precedes its
+//! children), and an end marker. Equal trees give equal bytes.
+//!
+//! Indexes (ephemerals by session, containers, TTL nodes), ACL reference
+//! counts and the data size are rebuilt on load, as ZooKeeper does.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use corral_proto::Acl;
+use serde::{Deserialize, Serialize};
+
+use crate::node::Node;
+use crate::path::{join, validate_path};
+use crate::tree::{DataTree, TreeConfig};
+
+const MAGIC: &[u8; 8] = b"CRLTREE\n";
+const FORMAT: u32 = 1;
+/// No record is near this; a larger length means a corrupt stream.
+const RECORD_BYTES_MAX: u32 = 1 << 30;
+
+/// Why a snapshot could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read the tree snapshot: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a Corral tree snapshot (bad magic bytes)")]
+    BadMagic,
+    #[error("tree snapshot format {0} is not supported (this build reads format {FORMAT})")]
+    UnsupportedFormat(u32),
+    #[error("tree snapshot record {index} does not decode: {source}")]
+    Decode { index: u64, source: postcard::Error },
+    #[error("tree snapshot is corrupt at record {index}: {what}")]
+    Corrupt { index: u64, what: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Record<'a> {
+    Header { format: u32, last_zxid: i64, sessions: u64, quota_roots: u64, acls: u64, nodes: u64 },
+    Session { id: i64, timeout_ms: i32 },
+    QuotaRoot { path: Cow<'a, str> },
+    Acl { entries: Cow<'a, [Acl]> },
+    Node(NodeRecord<'a>),
+    End,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NodeRecord<'a> {
+    path: Cow<'a, str>,
+    data: Cow<'a, [u8]>,
+    /// Index into the ACL records.
+    acl: u32,
+    czxid: i64,
+    mzxid: i64,
+    pzxid: i64,
+    ctime: i64,
+    mtime: i64,
+    ephemeral_owner: i64,
+    version: i32,
+    cversion: i32,
+    aversion: i32,
+}
+
+struct RecordWriter<'w, W: Write> {
+    out: &'w mut W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> RecordWriter<'_, W> {
+    fn write(&mut self, record: &Record<'_>) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.extend_from_slice(&[0; 4]);
+        let mut buf = postcard::to_extend(record, buf).map_err(io::Error::other)?;
+        let len = u32::try_from(buf.len() - 4)
+            .ok()
+            .filter(|len| *len <= RECORD_BYTES_MAX)
+            .ok_or_else(|| io::Error::other("a snapshot record exceeds 1 GiB"))?;
+        buf[..4].copy_from_slice(&len.to_le_bytes());
+        self.out.write_all(&buf)?;
+        self.buf = buf;
+        Ok(())
+    }
+}
+
+struct RecordReader<'r, R: Read> {
+    input: &'r mut R,
+    buf: Vec<u8>,
+    index: u64,
+}
+
+impl<R: Read> RecordReader<'_, R> {
+    fn next(&mut self) -> Result<Record<'static>, SnapshotError> {
+        let mut len = [0; 4];
+        self.input.read_exact(&mut len)?;
+        let len = u32::from_le_bytes(len);
+        if len > RECORD_BYTES_MAX {
+            return Err(self.corrupt(format!("record length {len} is implausible")));
+        }
+        self.buf.clear();
+        // `take` grows the buffer as bytes arrive: a corrupt length cannot
+        // make us allocate a gigabyte up front.
+        (&mut *self.input).take(u64::from(len)).read_to_end(&mut self.buf)?;
+        if self.buf.len() != len as usize {
+            return Err(SnapshotError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let record = postcard::from_bytes::<Record<'_>>(&self.buf)
+            .map_err(|source| SnapshotError::Decode { index: self.index, source })?;
+        self.index += 1;
+        Ok(into_owned(record))
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> SnapshotError {
+        SnapshotError::Corrupt { index: self.index, what: what.into() }
+    }
+}
+
+fn into_owned(record: Record<'_>) -> Record<'static> {
+    match record {
+        Record::Header { format, last_zxid, sessions, quota_roots, acls, nodes } => {
+            Record::Header { format, last_zxid, sessions, quota_roots, acls, nodes }
+        }
+        Record::Session { id, timeout_ms } => Record::Session { id, timeout_ms },
+        Record::QuotaRoot { path } => Record::QuotaRoot { path: Cow::Owned(path.into_owned()) },
+        Record::Acl { entries } => Record::Acl { entries: Cow::Owned(entries.into_owned()) },
+        Record::Node(node) => Record::Node(NodeRecord {
+            path: Cow::Owned(node.path.into_owned()),
+            data: Cow::Owned(node.data.into_owned()),
+            ..node
+        }),
+        Record::End => Record::End,
+    }
+}
+
+impl DataTree {
+    /// Writes the whole state (nodes with their stats and internal
+    /// counters, ACLs, sessions, quota roots, last zxid) to `out`, node by
+    /// node. Give it a buffered writer. Equal trees give equal bytes.
+    pub fn write_snapshot(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(MAGIC)?;
+        let mut writer = RecordWriter { out, buf: Vec::new() };
+        let mut acl_lists: Vec<&Arc<Vec<Acl>>> = self.acls.lists().collect();
+        acl_lists.sort();
+        let acl_index: HashMap<&[Acl], u32> =
+            acl_lists.iter().zip(0u32..).map(|(list, index)| (list.as_slice(), index)).collect();
+        writer.write(&Record::Header {
+            format: FORMAT,
+            last_zxid: self.last_zxid,
+            sessions: self.sessions.len() as u64,
+            quota_roots: self.quota_roots.len() as u64,
+            acls: acl_lists.len() as u64,
+            nodes: self.nodes.len() as u64,
+        })?;
+        for (&id, &timeout_ms) in &self.sessions {
+            writer.write(&Record::Session { id, timeout_ms })?;
+        }
+        for root in &self.quota_roots {
+            writer.write(&Record::QuotaRoot { path: Cow::Borrowed(root) })?;
+        }
+        for list in &acl_lists {
+            writer.write(&Record::Acl { entries: Cow::Borrowed(list.as_slice()) })?;
+        }
+        let mut written = 0usize;
+        let mut pending = vec![String::from("/")];
+        while let Some(path) = pending.pop() {
+            let node = self.nodes.get(path.as_str()).ok_or_else(|| io::Error::other(format!("{path} is listed but missing")))?;
+            let acl = *acl_index
+                .get(node.acl.as_slice())
+                .ok_or_else(|| io::Error::other(format!("the ACL of {path} is not interned")))?;
+            writer.write(&Record::Node(NodeRecord {
+                path: Cow::Borrowed(&path),
+                data: Cow::Borrowed(&node.data),
+                acl,
+                czxid: node.czxid,
+                mzxid: node.mzxid,
+                pzxid: node.pzxid,
+                ctime: node.ctime,
+                mtime: node.mtime,
+                ephemeral_owner: node.ephemeral_owner,
+                version: node.version,
+                cversion: node.cversion,
+                aversion: node.aversion,
+            }))?;
+            written += 1;
+            pending.extend(node.children.iter().rev().map(|child| join(&path, child)));
+        }
+        if written != self.nodes.len() {
+            return Err(io::Error::other(format!(
+                "{} nodes are not reachable from the root",
+                self.nodes.len() - written
+            )));
+        }
+        writer.write(&Record::End)?;
+        Ok(())
+    }
+
+    /// Loads a tree written by [`DataTree::write_snapshot`]. `config` must be
+    /// the server's current settings (it decides how node owners read).
+    pub fn read_snapshot(input: &mut impl Read, config: TreeConfig) -> Result<DataTree, SnapshotError> {
+        let mut magic = [0; 8];
+        input.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let mut reader = RecordReader { input, buf: Vec::new(), index: 0 };
+        let Record::Header { format, last_zxid, sessions, quota_roots, acls, nodes } = reader.next()? else {
+            return Err(reader.corrupt("the first record is not a header"));
+        };
+        if format != FORMAT {
+            return Err(SnapshotError::UnsupportedFormat(format));
+        }
+        let mut tree = DataTree::empty(config);
+        tree.last_zxid = last_zxid;
+        for _ in 0..sessions {
+            let Record::Session { id, timeout_ms } = reader.next()? else {
+                return Err(reader.corrupt("expected a session"));
+            };
+            tree.sessions.insert(id, timeout_ms);
+        }
+        for _ in 0..quota_roots {
+            let Record::QuotaRoot { path } = reader.next()? else {
+                return Err(reader.corrupt("expected a quota root"));
+            };
+            tree.quota_roots.insert(path.into_owned().into_boxed_str());
+        }
+        let mut acl_lists = Vec::new();
+        for _ in 0..acls {
+            let Record::Acl { entries } = reader.next()? else {
+                return Err(reader.corrupt("expected an ACL list"));
+            };
+            acl_lists.push(Arc::new(entries.into_owned()));
+        }
+        for index in 0..nodes {
+            let Record::Node(record) = reader.next()? else {
+                return Err(reader.corrupt("expected a node"));
+            };
+            let is_root = record.path == "/";
+            if (index == 0) != is_root || (!is_root && !validate_path(&record.path)) {
+                return Err(reader.corrupt(format!("unexpected node path {:?}", record.path)));
+            }
+            let acl = acl_lists
+                .get(record.acl as usize)
+                .ok_or_else(|| reader.corrupt(format!("{} names unknown ACL {}", record.path, record.acl)))?;
+            let node = Node {
+                data: record.data.into_owned().into_boxed_slice(),
+                acl: tree.acls.acquire(acl),
+                children: Default::default(),
+                czxid: record.czxid,
+                mzxid: record.mzxid,
+                pzxid: record.pzxid,
+                ctime: record.ctime,
+                mtime: record.mtime,
+                ephemeral_owner: record.ephemeral_owner,
+                version: record.version,
+                cversion: record.cversion,
+                aversion: record.aversion,
+            };
+            if !tree.insert_loaded(&record.path, node) {
+                return Err(reader.corrupt(format!("{} has no parent or appears twice", record.path)));
+            }
+        }
+        let Record::End = reader.next()? else {
+            return Err(reader.corrupt("expected the end marker"));
+        };
+        Ok(tree)
+    }
+}

@@ -1,0 +1,412 @@
+//! Shared harness for integration tests: starts Apache ZooKeeper (the behavioural
+//! reference, from Debian's `zookeeper` package) and Corral as real servers on free
+//! loopback ports, and offers small clients to talk to them.
+//!
+//! Use it from a test file with `mod support;`. Every server lives in its own temp dir
+//! (zoo.cfg, dataDir, captured stdout/stderr) and is killed when its handle is dropped.
+//!
+//! - [`ApacheZk`]: `java … QuorumPeerMain zoo.cfg` in the foreground (standalone).
+//! - [`CorralServer`]: `corral server zoo.cfg`.
+//! - [`Server`]: either of them behind one enum, picked by name (see [`Server::start_named`]).
+//! - [`raw`]: a tiny blocking jute client that sends exactly the bytes a test asks for
+//!   (invalid paths, raw createTTL, every multi result), which `zookeeper-client` cannot.
+//! - [`connect`]: a `zookeeper-client` session, for tests that want a real client.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server gets to start answering `srvr`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Password of the `super` digest user configured on every server started here
+/// (`superDigest=super:<base64 sha1("super:su-pw")>`); authenticating as
+/// `super:su-pw` bypasses every ACL, which lets tests clean up.
+pub const SUPER_AUTH: &str = "super:su-pw";
+/// `DigestAuthenticationProvider.generateDigest("super:su-pw")`.
+pub const SUPER_DIGEST: &str = "super:hOlT89HEpwJu2c0asxrUJLQeP6c=";
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release).
+/// Never 2181, so a system ZooKeeper can't be hit by mistake.
+pub fn free_port() -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        if port != 2181 {
+            return port;
+        }
+    }
+}
+
+/// Sends a four-letter word (`srvr`, `ruok`, `mntr`, …) on a fresh connection and returns
+/// everything the server writes before it closes the connection.
+pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
+    assert_eq!(word.len(), 4, "four-letter words have four letters");
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(word.as_bytes())?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Connects a `zookeeper-client` session to `addr` (session timeout 10 s).
+pub async fn connect(addr: SocketAddr) -> zookeeper_client::Client {
+    connect_with(addr, zookeeper_client::Client::connector()).await
+}
+
+/// Connects with a caller-configured connector (auth, timeouts, …).
+pub async fn connect_with(
+    addr: SocketAddr,
+    connector: zookeeper_client::Connector,
+) -> zookeeper_client::Client {
+    connector
+        .with_session_timeout(Duration::from_secs(10))
+        .with_connection_timeout(Duration::from_secs(5))
+        .connect(&addr.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("zookeeper-client connect to {addr}: {e}"))
+}
+
+/// Where Debian's ZooKeeper lives: `CORRAL_ZK_HOME` (default `/usr/share/zookeeper`) and the
+/// server jar `CORRAL_ZK_JAR` (default `/usr/share/java/zookeeper.jar`, whose manifest
+/// lists its dependencies).
+fn zk_jar() -> PathBuf {
+    std::env::var_os("CORRAL_ZK_JAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/java/zookeeper.jar"))
+}
+
+/// True when Apache ZooKeeper can be started here. When it can't: under CI (env `CI` set)
+/// this panics, because CI must run the differential tests; elsewhere it prints a notice
+/// and returns false so the caller can skip.
+pub fn zookeeper_available() -> bool {
+    let jar = zk_jar();
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if jar.is_file() && java {
+        return true;
+    }
+    let why = format!(
+        "Apache ZooKeeper is not available (jar {} present: {}, java runs: {java}); \
+         install it with `apt-get install -y zookeeper` (see .ci/run)",
+        jar.display(),
+        jar.is_file()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+/// Writes `zoo.cfg` into `dir` with the settings every test server shares, plus `extra`
+/// lines (`key=value`), and returns its path.
+fn write_zoo_cfg(dir: &Path, port: u16, extra: &[&str]) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("create dataDir");
+    let mut cfg = format!(
+        "tickTime=2000\n\
+         dataDir={}\n\
+         clientPort={port}\n\
+         clientPortAddress=127.0.0.1\n\
+         maxClientCnxns=0\n\
+         4lw.commands.whitelist=*\n\
+         admin.enableServer=false\n\
+         extendedTypesEnabled=true\n\
+         DigestAuthenticationProvider.superDigest={SUPER_DIGEST}\n",
+        data.display()
+    );
+    for line in extra {
+        cfg.push_str(line);
+        cfg.push('\n');
+    }
+    let path = dir.join("zoo.cfg");
+    std::fs::write(&path, cfg).expect("write zoo.cfg");
+    path
+}
+
+/// A child process in its own process group, killed (group and all) on drop.
+struct Proc {
+    child: Child,
+    name: &'static str,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let out = File::create(&log).expect("create server log");
+        let err = out.try_clone().expect("clone log handle");
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc { child, name, log }
+    }
+
+    /// Waits until `srvr` on `addr` answers like a serving ZooKeeper. Panics with the
+    /// server's log if it exits or does not answer in time.
+    fn wait_serving(&mut self, addr: SocketAddr) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited during start-up ({status}); its output:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            if let Ok(out) = four_letter(addr, "srvr") {
+                // ZooKeeper answers "This ZooKeeper instance is not currently serving
+                // requests" while it loads; only the version line means ready.
+                if out.starts_with("Zookeeper version:") {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not answer `srvr` on {addr} within {START_TIMEOUT:?}; its output:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<cannot read log: {e}>"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Kill the whole process group (the server and anything it started).
+        let pgid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A standalone Apache ZooKeeper 3.8 (Debian's package) on a free loopback port.
+pub struct ApacheZk {
+    proc_: Proc,
+    addr: SocketAddr,
+    cfg: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl ApacheZk {
+    /// Starts ZooKeeper, or returns `None` when it is not installed and we are not under CI
+    /// (a notice is printed; under CI this panics instead).
+    pub fn try_start() -> Option<ApacheZk> {
+        Self::try_start_with(&[])
+    }
+
+    pub fn try_start_with(extra_cfg: &[&str]) -> Option<ApacheZk> {
+        if !zookeeper_available() {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("corral-zk-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let cfg = write_zoo_cfg(dir.path(), port, extra_cfg);
+        let mut classpath = zk_jar().display().to_string();
+        // Debian ships slf4j-simple: with it ZooKeeper logs to the captured output instead
+        // of printing "NOP logger" and nothing else.
+        if Path::new("/usr/share/java/slf4j-simple.jar").is_file() {
+            classpath.push_str(":/usr/share/java/slf4j-simple.jar");
+        }
+        let mut cmd = Command::new("java");
+        // ZooKeeper reads some settings only as Java system properties, under names that
+        // zoo.cfg can't reach (zoo.cfg `k=v` becomes `zookeeper.k`): pass `znode.*`,
+        // `zookeeper.*` and `jute.*` lines from `extra_cfg` as -D as well.
+        for line in extra_cfg {
+            if let Some((k, v)) = line.split_once('=') {
+                let k = k.trim();
+                if k.starts_with("znode.") || k.starts_with("zookeeper.") || k.starts_with("jute.")
+                {
+                    cmd.arg(format!("-D{k}={}", v.trim()));
+                }
+            }
+        }
+        cmd.args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.net.preferIPv4Stack=true",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Dzookeeper.admin.enableServer=false",
+            &format!("-Dzookeeper.DigestAuthenticationProvider.superDigest={SUPER_DIGEST}"),
+            "-cp",
+            &classpath,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+        ])
+        .arg(&cfg)
+        .current_dir(dir.path());
+        let mut proc_ = Proc::spawn("Apache ZooKeeper", cmd, dir.path().join("server.log"));
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        proc_.wait_serving(addr);
+        Some(ApacheZk {
+            proc_,
+            addr,
+            cfg,
+            dir,
+        })
+    }
+
+    /// Starts ZooKeeper; when it is not installed outside CI, prints a notice and returns
+    /// `None` (callers `let Some(zk) = ApacheZk::start() else { return };`).
+    pub fn start() -> Option<ApacheZk> {
+        Self::try_start()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cfg_path(&self) -> &Path {
+        &self.cfg
+    }
+
+    /// Everything the server printed so far (slf4j-simple logs).
+    pub fn log(&self) -> String {
+        self.proc_.log_text()
+    }
+}
+
+/// Corral (`corral server zoo.cfg`, the binary built from this package) on a free port.
+pub struct CorralServer {
+    proc_: Proc,
+    addr: SocketAddr,
+    cfg: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl CorralServer {
+    pub fn start() -> CorralServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts Corral with extra `key=value` zoo.cfg lines. Panics (printing Corral's
+    /// output) if it exits or does not answer `srvr` within 30 s.
+    pub fn start_with(extra_cfg: &[&str]) -> CorralServer {
+        let dir = tempfile::Builder::new()
+            .prefix("corral-srv-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let cfg = write_zoo_cfg(dir.path(), port, extra_cfg);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+        cmd.arg("server").arg(&cfg).current_dir(dir.path());
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let mut proc_ = Proc::spawn("corral server", cmd, dir.path().join("server.log"));
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        proc_.wait_serving(addr);
+        CorralServer {
+            proc_,
+            addr,
+            cfg,
+            dir,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cfg_path(&self) -> &Path {
+        &self.cfg
+    }
+
+    /// Corral's stdout and stderr so far (print it when a test fails).
+    pub fn log(&self) -> String {
+        self.proc_.log_text()
+    }
+}
+
+/// Either server, for tests that run the same thing against both.
+pub enum Server {
+    Zk(ApacheZk),
+    Corral(CorralServer),
+}
+
+impl Server {
+    /// `"zookeeper"` → [`ApacheZk`], `"corral"` → [`CorralServer`]. `None` when ZooKeeper
+    /// is wanted but not installed outside CI (the test should then skip).
+    pub fn start_named(name: &str, extra_cfg: &[&str]) -> Option<Server> {
+        match name {
+            "zookeeper" | "zk" => ApacheZk::try_start_with(extra_cfg).map(Server::Zk),
+            "corral" => Some(Server::Corral(CorralServer::start_with(extra_cfg))),
+            other => panic!("unknown server kind {other:?} (want `zookeeper` or `corral`)"),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Server::Zk(_) => "zookeeper",
+            Server::Corral(_) => "corral",
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Server::Zk(s) => s.addr(),
+            Server::Corral(s) => s.addr(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        match self {
+            Server::Zk(s) => s.log(),
+            Server::Corral(s) => s.log(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        match self {
+            Server::Zk(s) => s.dir(),
+            Server::Corral(s) => s.dir(),
+        }
+    }
+}
