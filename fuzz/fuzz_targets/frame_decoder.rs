@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
             first = false;
             if let Ok(connect) = decode_record::<ConnectRequest>(&frame, FIELD_LEN_MAX) {
                 let again = corral_proto::encode_record(&connect);
-                assert_eq!(decode_record::<ConnectRequest>(&again, FIELD_LEN_MAX), Ok(connect));
+                assert_eq!(
+                    decode_record::<ConnectRequest>(&again, FIELD_LEN_MAX),
+                    Ok(connect)
+                );
             }
         }
         if let Ok((header, request)) = decode_request(&frame, FIELD_LEN_MAX) {
@@ -47,7 +50,12 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok((_, r)) = decode_reply(data, FIELD_LEN_MAX) {
         let _ = read_multi_response(&mut r.clone());
-        for opcode in [OpCode::GetData, OpCode::GetAcl, OpCode::GetChildren2, OpCode::WhoAmI] {
+        for opcode in [
+            OpCode::GetData,
+            OpCode::GetAcl,
+            OpCode::GetChildren2,
+            OpCode::WhoAmI,
+        ] {
             let _ = Response::read(opcode, &mut r.clone());
         }
     }

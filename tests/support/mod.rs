@@ -332,6 +332,8 @@ impl CorralServer {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        // The log goes to a file: no ANSI colours.
+        cmd.env("NO_COLOR", "1");
         let mut proc_ = Proc::spawn("corral server", cmd, dir.path().join("server.log"));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         proc_.wait_serving(addr);
@@ -362,6 +364,30 @@ impl CorralServer {
     /// Corral's stdout and stderr so far (print it when a test fails).
     pub fn log(&self) -> String {
         self.proc_.log_text()
+    }
+}
+
+/// When a test fails (the thread is unwinding), keep the server's directory (zoo.cfg, data,
+/// server.log) instead of deleting it, and say where it is.
+fn keep_dir_if_panicking(name: &str, dir: &mut tempfile::TempDir) {
+    if std::thread::panicking() {
+        dir.disable_cleanup(true);
+        eprintln!(
+            "{name}: test failed, keeping {} (zoo.cfg, data/, server.log)",
+            dir.path().display()
+        );
+    }
+}
+
+impl Drop for ApacheZk {
+    fn drop(&mut self) {
+        keep_dir_if_panicking("Apache ZooKeeper", &mut self.dir);
+    }
+}
+
+impl Drop for CorralServer {
+    fn drop(&mut self) {
+        keep_dir_if_panicking("corral server", &mut self.dir);
     }
 }
 

@@ -140,12 +140,10 @@ macro_rules! record {
         }
 
         impl Record for $name {
-            #[allow(unused_variables)]
             fn read(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
                 Ok($name { $($field: <$ty as Field>::read_field(r)?,)* })
             }
 
-            #[allow(unused_variables)]
             fn write(&self, buf: &mut BytesMut) {
                 $(<$ty as Field>::write_field(&self.$field, buf);)*
             }

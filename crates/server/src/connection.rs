@@ -103,7 +103,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         conn_id,
         addr,
         &request,
-        ConnState::new(addr, tx.clone(), queued, stop.clone()),
+        ConnState::new(addr, tx.clone(), queued, stop.clone(), shared.stats.clone()),
     );
     let proposal = match outcome {
         Handshake::Refused => {

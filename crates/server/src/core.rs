@@ -94,6 +94,7 @@ pub struct ConnState {
     pub latency_max_ms: i64,
     pub latency_total_ms: i64,
     pub latency_count: i64,
+    server_stats: Arc<ServerStats>,
 }
 
 impl ConnState {
@@ -102,8 +103,10 @@ impl ConnState {
         out: mpsc::UnboundedSender<Outbound>,
         queued_bytes: Arc<AtomicUsize>,
         stop: Arc<Notify>,
+        server_stats: Arc<ServerStats>,
     ) -> ConnState {
         ConnState {
+            server_stats,
             addr,
             session_id: 0,
             timeout_ms: 0,
@@ -146,6 +149,7 @@ impl ConnState {
 
     pub fn record_reply(&mut self, op: &'static str, xid: i32, zxid: i64, received: Instant) {
         let ms = received.elapsed().as_millis() as i64;
+        self.server_stats.record_latency(ms);
         if self.latency_count == 0 || ms < self.latency_min_ms {
             self.latency_min_ms = ms;
         }
@@ -232,7 +236,7 @@ pub struct Shared {
     pub config: ServerConfig,
     pub server_id: u64,
     pub core: Mutex<Core>,
-    pub stats: ServerStats,
+    pub stats: Arc<ServerStats>,
     pub proposals: mpsc::Sender<Vec<u8>>,
     next_conn: AtomicU64,
 }
@@ -254,7 +258,7 @@ impl Shared {
             config,
             server_id,
             core: Mutex::new(core),
-            stats: ServerStats::default(),
+            stats: Arc::default(),
             proposals,
             next_conn: AtomicU64::new(incarnation << 40),
         }
