@@ -572,7 +572,10 @@ impl Gen {
             }
             870..=899 => {
                 let p = self.path();
-                let opcode = self.pick(&[op::CHECK_WATCHES, op::REMOVE_WATCHES]);
+                // checkWatches (17) is left out: ZooKeeper 3.8.0 answers Ok when *any*
+                // session has a watch of that type on the path (WatchManager.containsWatcher
+                // ignores the watcher at the leaf), a bug Corral need not copy.
+                let opcode = op::REMOVE_WATCHES;
                 let ty = self.rng.gen_range(1..=3);
                 let mut e = Enc::new();
                 e.str(&p).i32(ty);

@@ -334,3 +334,121 @@ async fn bad_input_closes_the_connection_and_the_server_keeps_serving() {
     client.create("/still-alive", b"", &persistent()).await.unwrap();
     server.stop().await;
 }
+
+/// Sends a request with corral-proto's encoder on a raw socket.
+fn send_request(s: &mut TcpStream, xid: i32, request: &corral_proto::request::Request) {
+    let mut buf = bytes::BytesMut::new();
+    request.encode(xid, &mut buf);
+    s.write_all(&buf).unwrap();
+}
+
+#[tokio::test]
+async fn ephemeral_nodes_vanish_when_the_session_expires() {
+    let server = TestServer::start().await;
+    let addr = server.addr.clone();
+    let watcher = server.client().await;
+    // A raw client that creates an ephemeral and then goes silent.
+    let silent = tokio::task::spawn_blocking(move || {
+        let mut s = raw_connect(&addr);
+        let mut req = connect_request(0, &[0; 16]);
+        // Ask for 1 ms: the server raises it to minSessionTimeout (2 ticks).
+        req[16..20].copy_from_slice(&1i32.to_be_bytes());
+        s.write_all(&req).unwrap();
+        let reply = read_frame(&mut s).unwrap();
+        assert_eq!(&reply[4..8], &1000i32.to_be_bytes(), "timeout clamped to 2 x tickTime");
+        let create = corral_proto::request::Request::Create(corral_proto::request::CreateOp {
+            kind: corral_proto::request::CreateKind::Create,
+            path: "/silent".into(),
+            data: vec![],
+            acl: corral_proto::Acl::open_unsafe(),
+            flags: 1,
+            ttl_ms: -1,
+        });
+        send_request(&mut s, 1, &create);
+        let reply = read_frame(&mut s).unwrap();
+        assert_eq!(&reply[12..16], &0i32.to_be_bytes());
+        s
+    })
+    .await
+    .unwrap();
+    let (_, _, watch) = watcher.get_and_watch_data("/silent").await.unwrap();
+    let started = std::time::Instant::now();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed()).await.unwrap();
+    assert_eq!(event.event_type, zk::EventType::NodeDeleted);
+    assert!(started.elapsed() >= Duration::from_millis(500), "expired too early");
+    drop(silent);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn empty_containers_are_reaped_after_their_last_child_goes() {
+    let server = TestServer::start_with(&[("znode.container.checkIntervalMs", "100")]).await;
+    let client = server.client().await;
+    let container = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
+    client.create("/c", b"", &container).await.unwrap();
+    client.create("/c/child", b"", &persistent()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(client.check_stat("/c").await.unwrap().is_some(), "a container with a child stays");
+    client.delete("/c/child", None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while client.check_stat("/c").await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "empty container was not reaped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn max_client_cnxns_limits_connections_per_address() {
+    let server = TestServer::start_with(&[("maxClientCnxns", "2")]).await;
+    let addr = server.addr.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut a = raw_connect(&addr);
+        a.write_all(&connect_request(0, &[0; 16])).unwrap();
+        read_frame(&mut a).unwrap();
+        let mut b = raw_connect(&addr);
+        b.write_all(&connect_request(0, &[0; 16])).unwrap();
+        read_frame(&mut b).unwrap();
+        let mut c = raw_connect(&addr);
+        let _ = c.write_all(&connect_request(0, &[0; 16]));
+        assert!(read_frame(&mut c).is_none(), "the third connection is closed at accept");
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reconnecting_with_the_session_keeps_ephemerals() {
+    let server = TestServer::start().await;
+    let addr = server.addr.clone();
+    let checker = server.client().await;
+    tokio::task::spawn_blocking(move || {
+        let mut s = raw_connect(&addr);
+        s.write_all(&connect_request(0, &[0; 16])).unwrap();
+        let reply = read_frame(&mut s).unwrap();
+        let session_id = i64::from_be_bytes(reply[8..16].try_into().unwrap());
+        let passwd = reply[20..36].to_vec();
+        let create = corral_proto::request::Request::Create(corral_proto::request::CreateOp {
+            kind: corral_proto::request::CreateKind::Create,
+            path: "/mine".into(),
+            data: vec![],
+            acl: corral_proto::Acl::open_unsafe(),
+            flags: 1,
+            ttl_ms: -1,
+        });
+        send_request(&mut s, 1, &create);
+        read_frame(&mut s).unwrap();
+        drop(s);
+        let mut s2 = raw_connect(&addr);
+        s2.write_all(&connect_request(session_id, &passwd)).unwrap();
+        let reply = read_frame(&mut s2).unwrap();
+        assert_eq!(i64::from_be_bytes(reply[8..16].try_into().unwrap()), session_id);
+        s2
+    })
+    .await
+    .unwrap();
+    let stat = checker.check_stat("/mine").await.unwrap().expect("ephemeral kept");
+    assert_ne!(stat.ephemeral_owner, 0);
+    server.stop().await;
+}

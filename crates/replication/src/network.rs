@@ -46,19 +46,13 @@ pub enum Network {
 }
 
 /// A connection to one peer.
-pub enum Connection {
+pub struct Connection(Conn);
+
+enum Conn {
     /// Fails every RPC; a one-voter group never sends one.
-    Standalone {
-        /// The peer openraft asked for (only possible after a membership change added one).
-        target: u64,
-    },
+    Standalone { target: u64 },
     /// A TCP connection to the peer.
-    Tcp {
-        /// The peer's node id.
-        target: u64,
-        /// The client.
-        client: RpcClient,
-    },
+    Tcp { target: u64, client: RpcClient },
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -66,11 +60,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
         match self {
-            Network::Standalone => Connection::Standalone { target },
-            Network::Tcp => Connection::Tcp {
+            Network::Standalone => Connection(Conn::Standalone { target }),
+            Network::Tcp => Connection(Conn::Tcp {
                 target,
                 client: RpcClient::new(node.addr.clone()),
-            },
+            }),
         }
     }
 }
@@ -90,17 +84,17 @@ fn unexpected(target: u64) -> RPCError<TypeConfig> {
 
 impl Connection {
     async fn call(&mut self, req: RpcRequest, option: &RPCOption) -> Result<RpcResponse, RPCError<TypeConfig>> {
-        match self {
-            Connection::Standalone { target } => Err(RPCError::Unreachable(Unreachable::from_string(format!(
+        match &mut self.0 {
+            Conn::Standalone { target } => Err(RPCError::Unreachable(Unreachable::from_string(format!(
                 "this server runs standalone and has no connection to server {target}"
             )))),
-            Connection::Tcp { client, .. } => client.call(&req, option.soft_ttl()).await.map_err(rpc_error),
+            Conn::Tcp { client, .. } => client.call(&req, option.soft_ttl()).await.map_err(rpc_error),
         }
     }
 
     fn target(&self) -> u64 {
-        match self {
-            Connection::Standalone { target } | Connection::Tcp { target, .. } => *target,
+        match &self.0 {
+            Conn::Standalone { target } | Conn::Tcp { target, .. } => *target,
         }
     }
 }
@@ -153,7 +147,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             meta: snapshot.meta,
             data: snapshot.snapshot,
         };
-        // The whole snapshot is one frame; allow the install timeout rather than the RPC one.
+        // The whole snapshot travels as one frame.
         let call = self.call(req, &option);
         tokio::select! {
             res = call => match res {

@@ -23,16 +23,20 @@ pub fn check_acl(acl: &[Acl], auth: &[Id], perm: i32) -> bool {
     if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
         return true;
     }
-    acl.iter().filter(|entry| entry.perms & perm != 0).any(|entry| {
-        if entry.id.scheme == "world" && entry.id.id == "anyone" {
-            return true;
-        }
-        auth.iter().filter(|id| id.scheme == entry.id.scheme).any(|id| match entry.id.scheme.as_str() {
-            "digest" => id.id == entry.id.id,
-            "ip" => ip_matches(&id.id, &entry.id.id),
-            _ => false,
+    acl.iter()
+        .filter(|entry| entry.perms & perm != 0)
+        .any(|entry| {
+            if entry.id.scheme == "world" && entry.id.id == "anyone" {
+                return true;
+            }
+            auth.iter()
+                .filter(|id| id.scheme == entry.id.scheme)
+                .any(|id| match entry.id.scheme.as_str() {
+                    "digest" => id.id == entry.id.id,
+                    "ip" => ip_matches(&id.id, &entry.id.id),
+                    _ => false,
+                })
         })
-    })
 }
 
 /// ZooKeeper's `fixupACL`, run on create and setACL before the ACL is stored:
@@ -56,7 +60,10 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode>
             fixed.extend(
                 auth.iter()
                     .filter(|held| is_authenticated_scheme(&held.scheme))
-                    .map(|held| Acl { perms: entry.perms, id: held.clone() }),
+                    .map(|held| Acl {
+                        perms: entry.perms,
+                        id: held.clone(),
+                    }),
             );
             if fixed.len() == before {
                 return Err(ErrorCode::InvalidAcl);
@@ -90,7 +97,11 @@ fn is_valid_id(id: &Id) -> bool {
 /// empty strings.
 fn java_split_len(s: &str, sep: char) -> usize {
     let parts: Vec<&str> = s.split(sep).collect();
-    let trailing_empty = parts.iter().rev().take_while(|part| part.is_empty()).count();
+    let trailing_empty = parts
+        .iter()
+        .rev()
+        .take_while(|part| part.is_empty())
+        .count();
     parts.len() - trailing_empty
 }
 
@@ -112,7 +123,9 @@ fn parse_ip_acl(expr: &str) -> Option<(u32, u32)> {
     let addr = parse_ipv4(parts.next()?)?;
     let bits = match parts.next() {
         None => 32,
-        Some(bits) => u32::try_from(bits.parse::<i32>().ok()?).ok().filter(|b| *b <= 32)?,
+        Some(bits) => u32::try_from(bits.parse::<i32>().ok()?)
+            .ok()
+            .filter(|b| *b <= 32)?,
     };
     Some((addr, bits))
 }
@@ -156,7 +169,10 @@ pub(crate) fn mask_digest_ids(acl: &[Acl]) -> Vec<Acl> {
     acl.iter()
         .map(|entry| {
             if entry.id.scheme == "digest" {
-                Acl { perms: entry.perms, id: Id::new("digest", mask_after_colon(&entry.id.id)) }
+                Acl {
+                    perms: entry.perms,
+                    id: Id::new("digest", mask_after_colon(&entry.id.id)),
+                }
             } else {
                 entry.clone()
             }
@@ -165,7 +181,8 @@ pub(crate) fn mask_digest_ids(acl: &[Acl]) -> Vec<Acl> {
 }
 
 fn mask_after_colon(id: &str) -> String {
-    let is_line_terminator = |c: char| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
+    let is_line_terminator =
+        |c: char| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
     let mut masked = String::with_capacity(id.len());
     let mut chars = id.chars().peekable();
     while let Some(c) = chars.next() {
@@ -225,7 +242,10 @@ impl AclTable {
     }
 
     pub(crate) fn ref_count(&self, acl: &[Acl]) -> u64 {
-        self.refs.iter().find(|(list, _)| list.as_slice() == acl).map_or(0, |(_, count)| *count)
+        self.refs
+            .iter()
+            .find(|(list, _)| list.as_slice() == acl)
+            .map_or(0, |(_, count)| *count)
     }
 }
 
@@ -236,7 +256,10 @@ mod tests {
     use super::*;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl { perms, id: Id::new(scheme, id) }
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
     }
 
     #[test]
@@ -255,7 +278,11 @@ mod tests {
     fn empty_acl_allows_everything_and_super_bypasses() {
         assert!(check_acl(&[], &[], perms::ADMIN));
         let locked = [acl(perms::READ, "digest", "bob:h")];
-        assert!(!check_acl(&locked, &[Id::new("ip", "127.0.0.1")], perms::READ));
+        assert!(!check_acl(
+            &locked,
+            &[Id::new("ip", "127.0.0.1")],
+            perms::READ
+        ));
         assert!(check_acl(&locked, &[Id::new("super", "")], perms::ADMIN));
     }
 
@@ -269,10 +296,26 @@ mod tests {
 
     #[test]
     fn digest_matches_by_exact_string() {
-        let node = [acl(perms::ALL, "digest", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=")];
-        assert!(check_acl(&node, &[Id::new("digest", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=")], perms::READ));
-        assert!(!check_acl(&node, &[Id::new("digest", "bob:x")], perms::READ));
-        assert!(!check_acl(&node, &[Id::new("ip", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=")], perms::READ));
+        let node = [acl(
+            perms::ALL,
+            "digest",
+            "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=",
+        )];
+        assert!(check_acl(
+            &node,
+            &[Id::new("digest", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=")],
+            perms::READ
+        ));
+        assert!(!check_acl(
+            &node,
+            &[Id::new("digest", "bob:x")],
+            perms::READ
+        ));
+        assert!(!check_acl(
+            &node,
+            &[Id::new("ip", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=")],
+            perms::READ
+        ));
     }
 
     #[test]
@@ -280,35 +323,75 @@ mod tests {
         let node = [acl(perms::ALL, "ip", "10.1.0.0/16")];
         assert!(check_acl(&node, &[Id::new("ip", "10.1.2.3")], perms::READ));
         assert!(!check_acl(&node, &[Id::new("ip", "10.2.2.3")], perms::READ));
-        assert!(!check_acl(&node, &[Id::new("ip", "0:0:0:0:0:0:0:1")], perms::READ));
+        assert!(!check_acl(
+            &node,
+            &[Id::new("ip", "0:0:0:0:0:0:0:1")],
+            perms::READ
+        ));
         let exact = [acl(perms::ALL, "ip", "127.0.0.1")];
-        assert!(check_acl(&exact, &[Id::new("ip", "127.0.0.1")], perms::READ));
-        assert!(!check_acl(&exact, &[Id::new("ip", "127.0.0.2")], perms::READ));
+        assert!(check_acl(
+            &exact,
+            &[Id::new("ip", "127.0.0.1")],
+            perms::READ
+        ));
+        assert!(!check_acl(
+            &exact,
+            &[Id::new("ip", "127.0.0.2")],
+            perms::READ
+        ));
         let everyone = [acl(perms::ALL, "ip", "1.2.3.4/0")];
-        assert!(check_acl(&everyone, &[Id::new("ip", "200.1.1.1")], perms::READ));
+        assert!(check_acl(
+            &everyone,
+            &[Id::new("ip", "200.1.1.1")],
+            perms::READ
+        ));
         let odd_bits = [acl(perms::ALL, "ip", "192.168.1.128/25")];
-        assert!(check_acl(&odd_bits, &[Id::new("ip", "192.168.1.200")], perms::READ));
-        assert!(!check_acl(&odd_bits, &[Id::new("ip", "192.168.1.100")], perms::READ));
+        assert!(check_acl(
+            &odd_bits,
+            &[Id::new("ip", "192.168.1.200")],
+            perms::READ
+        ));
+        assert!(!check_acl(
+            &odd_bits,
+            &[Id::new("ip", "192.168.1.100")],
+            perms::READ
+        ));
     }
 
     #[test]
     fn fixup_removes_duplicates_and_rejects_empty_lists() {
         let anyone = acl(perms::ALL, "world", "anyone");
-        assert_eq!(fixup_acl(&[anyone.clone(), anyone.clone()], &[]), Ok(vec![anyone]));
+        assert_eq!(
+            fixup_acl(&[anyone.clone(), anyone.clone()], &[]),
+            Ok(vec![anyone])
+        );
         assert_eq!(fixup_acl(&[], &[]), Err(ErrorCode::InvalidAcl));
     }
 
     #[test]
     fn fixup_accepts_world_only_as_anyone() {
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "world", "foo")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "world", "foo")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
     }
 
     #[test]
     fn fixup_expands_auth_to_digest_ids_only() {
-        let auth = [Id::new("ip", "127.0.0.1"), Id::new("digest", "bob:h"), Id::new("super", "")];
-        assert_eq!(fixup_acl(&[acl(perms::READ, "auth", "")], &auth), Ok(vec![acl(perms::READ, "digest", "bob:h")]));
+        let auth = [
+            Id::new("ip", "127.0.0.1"),
+            Id::new("digest", "bob:h"),
+            Id::new("super", ""),
+        ];
         assert_eq!(
-            fixup_acl(&[acl(perms::READ, "auth", "")], &[Id::new("ip", "127.0.0.1")]),
+            fixup_acl(&[acl(perms::READ, "auth", "")], &auth),
+            Ok(vec![acl(perms::READ, "digest", "bob:h")])
+        );
+        assert_eq!(
+            fixup_acl(
+                &[acl(perms::READ, "auth", "")],
+                &[Id::new("ip", "127.0.0.1")]
+            ),
             Err(ErrorCode::InvalidAcl)
         );
     }
@@ -345,8 +428,19 @@ mod tests {
 
     #[test]
     fn get_acl_masking_hides_digest_hashes() {
-        let masked = mask_digest_ids(&[acl(1, "digest", "bob:abc"), acl(1, "ip", "1.2.3.4"), acl(1, "digest", "a:b\nc:d")]);
-        assert_eq!(masked, vec![acl(1, "digest", "bob:x"), acl(1, "ip", "1.2.3.4"), acl(1, "digest", "a:x\nc:x")]);
+        let masked = mask_digest_ids(&[
+            acl(1, "digest", "bob:abc"),
+            acl(1, "ip", "1.2.3.4"),
+            acl(1, "digest", "a:b\nc:d"),
+        ]);
+        assert_eq!(
+            masked,
+            vec![
+                acl(1, "digest", "bob:x"),
+                acl(1, "ip", "1.2.3.4"),
+                acl(1, "digest", "a:x\nc:x")
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use corral_proto::{perms, Acl, CreateMode, ErrorCode, EventType, Id, Stat};
 
 use crate::acl::{check_acl, fixup_acl};
 use crate::node::{ttl_owner, Node, NodeKind, CONTAINER_OWNER, TTL_MAX_MS};
-use crate::path::{canonical, event_path, is_system_path, sequential_suffix, split_parent, validate_path};
+use crate::path::{
+    canonical, event_path, is_system_path, sequential_suffix, split_parent, validate_path,
+};
 use crate::tree::{node_size, DataTree};
 use crate::txn::{ApplyOutcome, MultiOpResult, Txn, TxnOp, TxnResult, WatchTrigger};
 
@@ -65,10 +67,25 @@ struct Overlay {
 
 /// A checked write, ready to carry out. Carrying it out cannot fail.
 enum Plan<'a> {
-    Create { path: String, data: &'a [u8], acl: Arc<Vec<Acl>>, ephemeral_owner: i64 },
-    Delete { path: &'a str },
-    SetData { path: &'a str, data: &'a [u8], version: i32 },
-    SetAcl { path: &'a str, acl: Arc<Vec<Acl>>, aversion: i32 },
+    Create {
+        path: String,
+        data: &'a [u8],
+        acl: Arc<Vec<Acl>>,
+        ephemeral_owner: i64,
+    },
+    Delete {
+        path: &'a str,
+    },
+    SetData {
+        path: &'a str,
+        data: &'a [u8],
+        version: i32,
+    },
+    SetAcl {
+        path: &'a str,
+        acl: Arc<Vec<Acl>>,
+        aversion: i32,
+    },
     Check,
 }
 
@@ -117,8 +134,17 @@ impl DataTree {
     /// If `zxid` is not above [`DataTree::last_zxid`]: applying out of order
     /// would corrupt the state every server must agree on.
     pub fn apply(&mut self, zxid: i64, txn: &Txn) -> ApplyOutcome {
-        assert!(zxid > self.last_zxid, "zxid {zxid:#x} applied after {:#x}: the log went backwards", self.last_zxid);
-        let ctx = Ctx { zxid, time_ms: txn.time_ms, session_id: txn.session_id, auth: &txn.auth };
+        assert!(
+            zxid > self.last_zxid,
+            "zxid {zxid:#x} applied after {:#x}: the log went backwards",
+            self.last_zxid
+        );
+        let ctx = Ctx {
+            zxid,
+            time_ms: txn.time_ms,
+            session_id: txn.session_id,
+            auth: &txn.auth,
+        };
         let mut triggers = Vec::new();
         let result = match &txn.op {
             TxnOp::CreateSession { timeout_ms } => {
@@ -140,17 +166,30 @@ impl DataTree {
             },
         };
         self.last_zxid = zxid;
-        ApplyOutcome { zxid, result, triggers }
+        ApplyOutcome {
+            zxid,
+            result,
+            triggers,
+        }
     }
 
     /// Checks and applies a multi atomically: on the first failing op
     /// nothing is applied and the results are `Ok` for the ops before it,
     /// its code, then `RuntimeInconsistency`.
-    fn apply_multi(&mut self, ctx: &Ctx<'_>, ops: &[TxnOp], triggers: &mut Vec<WatchTrigger>) -> TxnResult {
+    fn apply_multi(
+        &mut self,
+        ctx: &Ctx<'_>,
+        ops: &[TxnOp],
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> TxnResult {
         let allowed = |op: &TxnOp| {
             matches!(
                 op,
-                TxnOp::Create { .. } | TxnOp::Delete { .. } | TxnOp::SetData { .. } | TxnOp::Check { .. } | TxnOp::Fail(_)
+                TxnOp::Create { .. }
+                    | TxnOp::Delete { .. }
+                    | TxnOp::SetData { .. }
+                    | TxnOp::Check { .. }
+                    | TxnOp::Fail(_)
             )
         };
         if !ops.iter().all(allowed) {
@@ -180,7 +219,10 @@ impl DataTree {
                 }
             }
         }
-        let results = plans.into_iter().map(|plan| self.carry_out(ctx, plan, triggers).into_multi_result()).collect();
+        let results = plans
+            .into_iter()
+            .map(|plan| self.carry_out(ctx, plan, triggers).into_multi_result())
+            .collect();
         TxnResult::Multi(results)
     }
 
@@ -206,20 +248,36 @@ impl DataTree {
         }
     }
 
-    fn check_op<'a>(&self, ctx: &Ctx<'_>, overlay: &Overlay, op: &'a TxnOp) -> Result<Plan<'a>, ErrorCode> {
+    fn check_op<'a>(
+        &self,
+        ctx: &Ctx<'_>,
+        overlay: &Overlay,
+        op: &'a TxnOp,
+    ) -> Result<Plan<'a>, ErrorCode> {
         match op {
-            TxnOp::Create { path, data, acl, mode, ttl_ms } => {
-                self.check_create(ctx, overlay, path, data, acl, *mode, *ttl_ms)
-            }
+            TxnOp::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => self.check_create(ctx, overlay, path, data, acl, *mode, *ttl_ms),
             TxnOp::Delete { path, version } => self.check_delete(ctx, overlay, path, *version),
-            TxnOp::SetData { path, data, version } => self.check_set_data(ctx, overlay, path, data, *version),
-            TxnOp::SetAcl { path, acl, version } => self.check_set_acl(ctx, overlay, path, acl, *version),
+            TxnOp::SetData {
+                path,
+                data,
+                version,
+            } => self.check_set_data(ctx, overlay, path, data, *version),
+            TxnOp::SetAcl { path, acl, version } => {
+                self.check_set_acl(ctx, overlay, path, acl, *version)
+            }
             TxnOp::Check { path, version } => self.check_check(ctx, overlay, path, *version),
             // Rejected by the server before the log; still fails here, in order.
             TxnOp::Fail(code) => Err(*code),
-            TxnOp::CreateSession { .. } | TxnOp::CloseSession | TxnOp::Multi(_) | TxnOp::DeleteContainer { .. } => {
-                Err(ErrorCode::MarshallingError)
-            }
+            TxnOp::CreateSession { .. }
+            | TxnOp::CloseSession
+            | TxnOp::Multi(_)
+            | TxnOp::DeleteContainer { .. } => Err(ErrorCode::MarshallingError),
         }
     }
 
@@ -240,7 +298,11 @@ impl DataTree {
         if mode.is_ttl() && !self.config.extended_types_enabled {
             return Err(ErrorCode::Unimplemented);
         }
-        let ttl_valid = if mode.is_ttl() { (1..=TTL_MAX_MS).contains(&ttl_ms) } else { ttl_ms < 0 };
+        let ttl_valid = if mode.is_ttl() {
+            (1..=TTL_MAX_MS).contains(&ttl_ms)
+        } else {
+            ttl_ms < 0
+        };
         if !ttl_valid {
             return Err(ErrorCode::BadArguments);
         }
@@ -268,7 +330,9 @@ impl DataTree {
         if self.view(overlay, &path).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        if let NodeKind::Ephemeral(_) = NodeKind::of_owner(parent.ephemeral_owner, self.config.extended_types_enabled) {
+        if let NodeKind::Ephemeral(_) =
+            NodeKind::of_owner(parent.ephemeral_owner, self.config.extended_types_enabled)
+        {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         self.check_quota(&path, data.len() as i64, 1)?;
@@ -281,7 +345,12 @@ impl DataTree {
         } else {
             0
         };
-        Ok(Plan::Create { path, data, acl: Arc::new(acl), ephemeral_owner })
+        Ok(Plan::Create {
+            path,
+            data,
+            acl: Arc::new(acl),
+            ephemeral_owner,
+        })
     }
 
     /// §6: path shape/system node, parent, DELETE on the parent, node,
@@ -320,7 +389,11 @@ impl DataTree {
         require(&node.acl, ctx.auth, perms::WRITE)?;
         self.check_quota(path, data.len() as i64 - node.data_len as i64, 0)?;
         let version = check_version(node.version, version)?;
-        Ok(Plan::SetData { path, data, version })
+        Ok(Plan::SetData {
+            path,
+            data,
+            version,
+        })
     }
 
     /// §6: PathUtils, fixupACL (before NoNode), node, ADMIN, aversion.
@@ -339,11 +412,21 @@ impl DataTree {
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
         require(&node.acl, ctx.auth, perms::ADMIN)?;
         let aversion = check_version(node.aversion, version)?;
-        Ok(Plan::SetAcl { path, acl: Arc::new(acl), aversion })
+        Ok(Plan::SetAcl {
+            path,
+            acl: Arc::new(acl),
+            aversion,
+        })
     }
 
     /// §6: PathUtils, node, READ, version.
-    fn check_check(&self, ctx: &Ctx<'_>, overlay: &Overlay, path: &str, version: i32) -> Result<Plan<'static>, ErrorCode> {
+    fn check_check(
+        &self,
+        ctx: &Ctx<'_>,
+        overlay: &Overlay,
+        path: &str,
+        version: i32,
+    ) -> Result<Plan<'static>, ErrorCode> {
         if !validate_path(path) {
             return Err(ErrorCode::BadArguments);
         }
@@ -371,12 +454,19 @@ impl DataTree {
     /// Makes a checked plan visible to the next ops of the same multi.
     fn record(&self, overlay: &mut Overlay, plan: &Plan<'_>) {
         match plan {
-            Plan::Create { path, data, acl, ephemeral_owner } => {
+            Plan::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+            } => {
                 if let Some((parent_path, _)) = split_parent(path) {
                     if let Some(mut parent) = self.view(overlay, parent_path) {
                         parent.cversion = parent.cversion.wrapping_add(1);
                         parent.num_children += 1;
-                        overlay.changes.insert(canonical(parent_path).to_owned(), Some(parent));
+                        overlay
+                            .changes
+                            .insert(canonical(parent_path).to_owned(), Some(parent));
                     }
                 }
                 let node = NodeView {
@@ -394,19 +484,29 @@ impl DataTree {
                 if let Some((parent_path, _)) = split_parent(path) {
                     if let Some(mut parent) = self.view(overlay, parent_path) {
                         parent.num_children -= 1;
-                        overlay.changes.insert(canonical(parent_path).to_owned(), Some(parent));
+                        overlay
+                            .changes
+                            .insert(canonical(parent_path).to_owned(), Some(parent));
                     }
                 }
                 overlay.changes.insert((*path).to_owned(), None);
             }
-            Plan::SetData { path, data, version } => {
+            Plan::SetData {
+                path,
+                data,
+                version,
+            } => {
                 if let Some(mut node) = self.view(overlay, path) {
                     node.version = *version;
                     node.data_len = data.len();
                     overlay.changes.insert((*path).to_owned(), Some(node));
                 }
             }
-            Plan::SetAcl { path, acl, aversion } => {
+            Plan::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => {
                 if let Some(mut node) = self.view(overlay, path) {
                     node.acl = Arc::clone(acl);
                     node.aversion = *aversion;
@@ -419,9 +519,19 @@ impl DataTree {
 
     // ---- carrying out ---------------------------------------------------
 
-    fn carry_out(&mut self, ctx: &Ctx<'_>, plan: Plan<'_>, triggers: &mut Vec<WatchTrigger>) -> Done {
+    fn carry_out(
+        &mut self,
+        ctx: &Ctx<'_>,
+        plan: Plan<'_>,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Done {
         match plan {
-            Plan::Create { path, data, acl, ephemeral_owner } => {
+            Plan::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+            } => {
                 let stat = self.create_node(ctx, &path, data, &acl, ephemeral_owner, triggers);
                 Done::Created { path, stat }
             }
@@ -429,10 +539,20 @@ impl DataTree {
                 self.delete_node(ctx.zxid, path, triggers);
                 Done::Deleted
             }
-            Plan::SetData { path, data, version } => {
-                Done::DataSet { stat: self.set_node_data(ctx, path, data, version, triggers) }
-            }
-            Plan::SetAcl { path, acl, aversion } => Done::AclSet { stat: self.set_node_acl(path, &acl, aversion) },
+            Plan::SetData {
+                path,
+                data,
+                version,
+            } => Done::DataSet {
+                stat: self.set_node_data(ctx, path, data, version, triggers),
+            },
+            Plan::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => Done::AclSet {
+                stat: self.set_node_acl(path, &acl, aversion),
+            },
             Plan::Check => Done::Checked,
         }
     }
@@ -448,13 +568,26 @@ impl DataTree {
         ephemeral_owner: i64,
         triggers: &mut Vec<WatchTrigger>,
     ) -> Stat {
-        let (parent_path, name) = split_parent(path).unwrap_or_else(|| broken(path, "has no parent"));
+        let (parent_path, name) =
+            split_parent(path).unwrap_or_else(|| broken(path, "has no parent"));
         let acl = self.acls.acquire(acl);
-        let node = Node::new(data, Arc::clone(&acl), ephemeral_owner, ctx.zxid, ctx.time_ms);
+        let node = Node::new(
+            data,
+            Arc::clone(&acl),
+            ephemeral_owner,
+            ctx.zxid,
+            ctx.time_ms,
+        );
         let stat = node.stat(self.config.extended_types_enabled);
-        let parent = self.nodes.get_mut(canonical(parent_path)).unwrap_or_else(|| broken(path, "lost its parent"));
+        let parent = self
+            .nodes
+            .get_mut(canonical(parent_path))
+            .unwrap_or_else(|| broken(path, "lost its parent"));
         let inserted = parent.children.insert(name.into());
-        assert!(inserted, "checked create of {path} found the node already there");
+        assert!(
+            inserted,
+            "checked create of {path} found the node already there"
+        );
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = parent.pzxid.max(ctx.zxid);
         let parent_acl = Arc::clone(&parent.acl);
@@ -462,7 +595,11 @@ impl DataTree {
         self.data_size += node_size(path, data.len());
         self.index_node(path, ephemeral_owner);
         self.quota_after_create(path, parent_path, name, data.len());
-        triggers.push(WatchTrigger { path: path.to_owned(), event: EventType::NodeCreated, acl });
+        triggers.push(WatchTrigger {
+            path: path.to_owned(),
+            event: EventType::NodeCreated,
+            acl,
+        });
         triggers.push(WatchTrigger {
             path: event_path(parent_path).to_owned(),
             event: EventType::NodeChildrenChanged,
@@ -474,10 +611,17 @@ impl DataTree {
     /// `DataTree.deleteNode`: the parent's pzxid = zxid (its create counter
     /// stays); NodeDeleted(path) then NodeChildrenChanged(parent).
     pub(crate) fn delete_node(&mut self, zxid: i64, path: &str, triggers: &mut Vec<WatchTrigger>) {
-        let (parent_path, name) = split_parent(path).unwrap_or_else(|| broken(path, "has no parent"));
-        let node = self.nodes.remove(path).unwrap_or_else(|| broken(path, "vanished before its delete"));
+        let (parent_path, name) =
+            split_parent(path).unwrap_or_else(|| broken(path, "has no parent"));
+        let node = self
+            .nodes
+            .remove(path)
+            .unwrap_or_else(|| broken(path, "vanished before its delete"));
         debug_assert!(node.children.is_empty(), "deleting {path} with children");
-        let parent = self.nodes.get_mut(canonical(parent_path)).unwrap_or_else(|| broken(path, "lost its parent"));
+        let parent = self
+            .nodes
+            .get_mut(canonical(parent_path))
+            .unwrap_or_else(|| broken(path, "lost its parent"));
         parent.children.remove(name);
         parent.pzxid = parent.pzxid.max(zxid);
         let parent_acl = Arc::clone(&parent.acl);
@@ -485,7 +629,11 @@ impl DataTree {
         self.data_size -= node_size(path, node.data.len());
         self.unindex_node(path, node.ephemeral_owner);
         self.quota_after_delete(path, parent_path, name, node.data.len());
-        triggers.push(WatchTrigger { path: path.to_owned(), event: EventType::NodeDeleted, acl: node.acl });
+        triggers.push(WatchTrigger {
+            path: path.to_owned(),
+            event: EventType::NodeDeleted,
+            acl: node.acl,
+        });
         triggers.push(WatchTrigger {
             path: event_path(parent_path).to_owned(),
             event: EventType::NodeChildrenChanged,
@@ -503,7 +651,10 @@ impl DataTree {
         triggers: &mut Vec<WatchTrigger>,
     ) -> Stat {
         let extended = self.config.extended_types_enabled;
-        let node = self.nodes.get_mut(canonical(path)).unwrap_or_else(|| broken(path, "vanished before setData"));
+        let node = self
+            .nodes
+            .get_mut(canonical(path))
+            .unwrap_or_else(|| broken(path, "vanished before setData"));
         let old_len = node.data.len();
         node.data = data.into();
         node.version = version;
@@ -513,7 +664,11 @@ impl DataTree {
         let acl = Arc::clone(&node.acl);
         self.data_size += data.len() as i64 - old_len as i64;
         self.quota_after_set_data(path, old_len, data.len());
-        triggers.push(WatchTrigger { path: path.to_owned(), event: EventType::NodeDataChanged, acl });
+        triggers.push(WatchTrigger {
+            path: path.to_owned(),
+            event: EventType::NodeDataChanged,
+            acl,
+        });
         stat
     }
 
@@ -521,7 +676,10 @@ impl DataTree {
     fn set_node_acl(&mut self, path: &str, acl: &Arc<Vec<Acl>>, aversion: i32) -> Stat {
         let acl = self.acls.acquire(acl);
         let extended = self.config.extended_types_enabled;
-        let node = self.nodes.get_mut(canonical(path)).unwrap_or_else(|| broken(path, "vanished before setACL"));
+        let node = self
+            .nodes
+            .get_mut(canonical(path))
+            .unwrap_or_else(|| broken(path, "vanished before setACL"));
         let old = std::mem::replace(&mut node.acl, acl);
         node.aversion = aversion;
         let stat = node.stat(extended);

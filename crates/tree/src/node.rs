@@ -34,7 +34,10 @@ impl NodeKind {
     /// enabled; otherwise such an owner reads as a normal ephemeral.
     pub(crate) fn of_owner(owner: i64, extended_types_enabled: bool) -> NodeKind {
         let bits = owner as u64;
-        if extended_types_enabled && bits & EXTENDED_MASK == EXTENDED_MASK && bits & EXTENDED_FEATURE_MASK == 0 {
+        if extended_types_enabled
+            && bits & EXTENDED_MASK == EXTENDED_MASK
+            && bits & EXTENDED_FEATURE_MASK == 0
+        {
             return NodeKind::Ttl(owner & TTL_MAX_MS);
         }
         match owner {
@@ -73,7 +76,13 @@ pub(crate) struct Node {
 
 impl Node {
     /// A node created by a transaction at `zxid`, `time_ms`.
-    pub(crate) fn new(data: &[u8], acl: Arc<Vec<Acl>>, ephemeral_owner: i64, zxid: i64, time_ms: i64) -> Node {
+    pub(crate) fn new(
+        data: &[u8],
+        acl: Arc<Vec<Acl>>,
+        ephemeral_owner: i64,
+        zxid: i64,
+        time_ms: i64,
+    ) -> Node {
         Node {
             data: data.into(),
             acl,
@@ -128,10 +137,22 @@ mod tests {
     #[test]
     fn owners_decode_to_kinds_like_ephemeral_type() {
         assert_eq!(NodeKind::of_owner(0, true), NodeKind::Persistent);
-        assert_eq!(NodeKind::of_owner(0x1234, true), NodeKind::Ephemeral(0x1234));
-        assert_eq!(NodeKind::of_owner(CONTAINER_OWNER, false), NodeKind::Container);
-        assert_eq!(NodeKind::of_owner(ttl_owner(5000), true), NodeKind::Ttl(5000));
-        assert_eq!(NodeKind::of_owner(ttl_owner(5000), false), NodeKind::Ephemeral(ttl_owner(5000)));
+        assert_eq!(
+            NodeKind::of_owner(0x1234, true),
+            NodeKind::Ephemeral(0x1234)
+        );
+        assert_eq!(
+            NodeKind::of_owner(CONTAINER_OWNER, false),
+            NodeKind::Container
+        );
+        assert_eq!(
+            NodeKind::of_owner(ttl_owner(5000), true),
+            NodeKind::Ttl(5000)
+        );
+        assert_eq!(
+            NodeKind::of_owner(ttl_owner(5000), false),
+            NodeKind::Ephemeral(ttl_owner(5000))
+        );
         assert_eq!(ttl_owner(1) as u64, 0xFF00_0000_0000_0001);
     }
 

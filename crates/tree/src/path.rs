@@ -3,7 +3,8 @@
 //! suffix. Knows strings only, not nodes.
 
 /// The nodes a fresh server has; `delete` refuses them with BadArguments.
-pub(crate) const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+pub(crate) const SYSTEM_PATHS: [&str; 4] =
+    ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 /// True when `path` passes ZooKeeper's `PathUtils.validatePath`: starts with
 /// `/`, is `/` alone or has no trailing `/`, no empty, `.` or `..`

@@ -45,7 +45,11 @@ impl StatsTrack {
             let Some(value) = kv.next() else {
                 continue;
             };
-            let value = if value.is_empty() { Ok(-1) } else { value.parse::<i64>() };
+            let value = if value.is_empty() {
+                Ok(-1)
+            } else {
+                value.parse::<i64>()
+            };
             if let Ok(value) = value {
                 values.insert(key.to_owned(), value);
             }
@@ -92,8 +96,19 @@ impl StatsTrack {
 
 impl fmt::Display for StatsTrack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={},{}={}", Self::COUNT, self.count(), Self::BYTES, self.bytes())?;
-        let mut extra = self.values.iter().filter(|(key, _)| *key != Self::COUNT && *key != Self::BYTES).peekable();
+        write!(
+            f,
+            "{}={},{}={}",
+            Self::COUNT,
+            self.count(),
+            Self::BYTES,
+            self.bytes()
+        )?;
+        let mut extra = self
+            .values
+            .iter()
+            .filter(|(key, _)| *key != Self::COUNT && *key != Self::BYTES)
+            .peekable();
         if extra.peek().is_some() {
             // The stray `=` makes pre-3.5 parsers ignore the new keys.
             f.write_str("=")?;
@@ -108,7 +123,8 @@ impl fmt::Display for StatsTrack {
 /// `PathTrie.split`: the components of a path, blank ones (Java `trim()`
 /// empty) dropped.
 fn trie_components(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|component| !component.chars().all(|c| c <= ' '))
+    path.split('/')
+        .filter(|component| !component.chars().all(|c| c <= ' '))
 }
 
 /// A quota path as the trie stores it: `/a/b`, or `None` when it has no
@@ -154,7 +170,12 @@ impl DataTree {
     /// setData (`count_diff` 0) under a quota root fails when it would take
     /// the usage over a **hard** limit. Reads the applied tree, as ZooKeeper
     /// does (so a multi's earlier ops are not counted).
-    pub(crate) fn check_quota(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
+    pub(crate) fn check_quota(
+        &self,
+        path: &str,
+        bytes_diff: i64,
+        count_diff: i64,
+    ) -> Result<(), ErrorCode> {
         if !self.config.enforce_quota {
             return Ok(());
         }
@@ -165,7 +186,8 @@ impl DataTree {
             return Ok(());
         };
         let limits = StatsTrack::parse(&limits.data);
-        let check_count = count_diff != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
+        let check_count =
+            count_diff != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
         let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.byte_hard_limit() > -1);
         if !check_count && !check_bytes {
             return Ok(());
@@ -191,7 +213,13 @@ impl DataTree {
     }
 
     /// Quota bookkeeping after a node was created (`createNode`'s tail).
-    pub(crate) fn quota_after_create(&mut self, path: &str, parent: &str, name: &str, data_len: usize) {
+    pub(crate) fn quota_after_create(
+        &mut self,
+        path: &str,
+        parent: &str,
+        name: &str,
+        data_len: usize,
+    ) {
         if let Some(quota_path) = parent.strip_prefix(QUOTA_ROOT) {
             if name == LIMIT_NODE {
                 if let Some(root) = normalized_quota_root(quota_path) {
@@ -208,7 +236,13 @@ impl DataTree {
     }
 
     /// Quota bookkeeping after a node was deleted (`deleteNode`'s tail).
-    pub(crate) fn quota_after_delete(&mut self, path: &str, parent: &str, name: &str, data_len: usize) {
+    pub(crate) fn quota_after_delete(
+        &mut self,
+        path: &str,
+        parent: &str,
+        name: &str,
+        data_len: usize,
+    ) {
         if name == LIMIT_NODE && parent.starts_with("/zookeeper") {
             // ZooKeeper cuts `/zookeeper/quota`'s 16 UTF-16 units off whatever
             // parent starts with `/zookeeper`; shorter parents made it throw.
@@ -267,7 +301,11 @@ impl DataTree {
             };
             count += 1;
             bytes = bytes.saturating_add(len_i64(node.data.len()));
-            pending.extend(node.children.iter().map(|child| crate::path::join(&path, child)));
+            pending.extend(
+                node.children
+                    .iter()
+                    .map(|child| crate::path::join(&path, child)),
+            );
         }
         (count, bytes)
     }
@@ -304,7 +342,10 @@ mod tests {
         track.set_count_hard_limit(4);
         track.set_bytes(9);
         track.set_byte_hard_limit(15);
-        assert_eq!(track.to_string(), "count=4,bytes=9=;byteHardLimit=15;countHardLimit=4");
+        assert_eq!(
+            track.to_string(),
+            "count=4,bytes=9=;byteHardLimit=15;countHardLimit=4"
+        );
         assert_eq!(StatsTrack::default().to_string(), "count=-1,bytes=-1");
     }
 

@@ -22,8 +22,8 @@ impl DataTree {
                 continue;
             }
             let used = node.cversion > 0;
-            let expired =
-                max_never_used_interval_ms != 0 && now_ms.saturating_sub(node.mtime) > max_never_used_interval_ms;
+            let expired = max_never_used_interval_ms != 0
+                && now_ms.saturating_sub(node.mtime) > max_never_used_interval_ms;
             if used || expired {
                 reapable.push(path.to_string());
             }

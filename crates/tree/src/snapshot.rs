@@ -46,10 +46,24 @@ pub enum SnapshotError {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Record<'a> {
-    Header { format: u32, last_zxid: i64, sessions: u64, quota_roots: u64, acls: u64, nodes: u64 },
-    Session { id: i64, timeout_ms: i32 },
-    QuotaRoot { path: Cow<'a, str> },
-    Acl { entries: Cow<'a, [Acl]> },
+    Header {
+        format: u32,
+        last_zxid: i64,
+        sessions: u64,
+        quota_roots: u64,
+        acls: u64,
+        nodes: u64,
+    },
+    Session {
+        id: i64,
+        timeout_ms: i32,
+    },
+    QuotaRoot {
+        path: Cow<'a, str>,
+    },
+    Acl {
+        entries: Cow<'a, [Acl]>,
+    },
     Node(NodeRecord<'a>),
     End,
 }
@@ -110,29 +124,54 @@ impl<R: Read> RecordReader<'_, R> {
         self.buf.clear();
         // `take` grows the buffer as bytes arrive: a corrupt length cannot
         // make us allocate a gigabyte up front.
-        (&mut *self.input).take(u64::from(len)).read_to_end(&mut self.buf)?;
+        (&mut *self.input)
+            .take(u64::from(len))
+            .read_to_end(&mut self.buf)?;
         if self.buf.len() != len as usize {
             return Err(SnapshotError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
-        let record = postcard::from_bytes::<Record<'_>>(&self.buf)
-            .map_err(|source| SnapshotError::Decode { index: self.index, source })?;
+        let record = postcard::from_bytes::<Record<'_>>(&self.buf).map_err(|source| {
+            SnapshotError::Decode {
+                index: self.index,
+                source,
+            }
+        })?;
         self.index += 1;
         Ok(into_owned(record))
     }
 
     fn corrupt(&self, what: impl Into<String>) -> SnapshotError {
-        SnapshotError::Corrupt { index: self.index, what: what.into() }
+        SnapshotError::Corrupt {
+            index: self.index,
+            what: what.into(),
+        }
     }
 }
 
 fn into_owned(record: Record<'_>) -> Record<'static> {
     match record {
-        Record::Header { format, last_zxid, sessions, quota_roots, acls, nodes } => {
-            Record::Header { format, last_zxid, sessions, quota_roots, acls, nodes }
-        }
+        Record::Header {
+            format,
+            last_zxid,
+            sessions,
+            quota_roots,
+            acls,
+            nodes,
+        } => Record::Header {
+            format,
+            last_zxid,
+            sessions,
+            quota_roots,
+            acls,
+            nodes,
+        },
         Record::Session { id, timeout_ms } => Record::Session { id, timeout_ms },
-        Record::QuotaRoot { path } => Record::QuotaRoot { path: Cow::Owned(path.into_owned()) },
-        Record::Acl { entries } => Record::Acl { entries: Cow::Owned(entries.into_owned()) },
+        Record::QuotaRoot { path } => Record::QuotaRoot {
+            path: Cow::Owned(path.into_owned()),
+        },
+        Record::Acl { entries } => Record::Acl {
+            entries: Cow::Owned(entries.into_owned()),
+        },
         Record::Node(node) => Record::Node(NodeRecord {
             path: Cow::Owned(node.path.into_owned()),
             data: Cow::Owned(node.data.into_owned()),
@@ -148,11 +187,17 @@ impl DataTree {
     /// node. Give it a buffered writer. Equal trees give equal bytes.
     pub fn write_snapshot(&self, out: &mut impl Write) -> io::Result<()> {
         out.write_all(MAGIC)?;
-        let mut writer = RecordWriter { out, buf: Vec::new() };
+        let mut writer = RecordWriter {
+            out,
+            buf: Vec::new(),
+        };
         let mut acl_lists: Vec<&Arc<Vec<Acl>>> = self.acls.lists().collect();
         acl_lists.sort();
-        let acl_index: HashMap<&[Acl], u32> =
-            acl_lists.iter().zip(0u32..).map(|(list, index)| (list.as_slice(), index)).collect();
+        let acl_index: HashMap<&[Acl], u32> = acl_lists
+            .iter()
+            .zip(0u32..)
+            .map(|(list, index)| (list.as_slice(), index))
+            .collect();
         writer.write(&Record::Header {
             format: FORMAT,
             last_zxid: self.last_zxid,
@@ -165,15 +210,22 @@ impl DataTree {
             writer.write(&Record::Session { id, timeout_ms })?;
         }
         for root in &self.quota_roots {
-            writer.write(&Record::QuotaRoot { path: Cow::Borrowed(root) })?;
+            writer.write(&Record::QuotaRoot {
+                path: Cow::Borrowed(root),
+            })?;
         }
         for list in &acl_lists {
-            writer.write(&Record::Acl { entries: Cow::Borrowed(list.as_slice()) })?;
+            writer.write(&Record::Acl {
+                entries: Cow::Borrowed(list.as_slice()),
+            })?;
         }
         let mut written = 0usize;
         let mut pending = vec![String::from("/")];
         while let Some(path) = pending.pop() {
-            let node = self.nodes.get(path.as_str()).ok_or_else(|| io::Error::other(format!("{path} is listed but missing")))?;
+            let node = self
+                .nodes
+                .get(path.as_str())
+                .ok_or_else(|| io::Error::other(format!("{path} is listed but missing")))?;
             let acl = *acl_index
                 .get(node.acl.as_slice())
                 .ok_or_else(|| io::Error::other(format!("the ACL of {path} is not interned")))?;
@@ -206,14 +258,29 @@ impl DataTree {
 
     /// Loads a tree written by [`DataTree::write_snapshot`]. `config` must be
     /// the server's current settings (it decides how node owners read).
-    pub fn read_snapshot(input: &mut impl Read, config: TreeConfig) -> Result<DataTree, SnapshotError> {
+    pub fn read_snapshot(
+        input: &mut impl Read,
+        config: TreeConfig,
+    ) -> Result<DataTree, SnapshotError> {
         let mut magic = [0; 8];
         input.read_exact(&mut magic)?;
         if &magic != MAGIC {
             return Err(SnapshotError::BadMagic);
         }
-        let mut reader = RecordReader { input, buf: Vec::new(), index: 0 };
-        let Record::Header { format, last_zxid, sessions, quota_roots, acls, nodes } = reader.next()? else {
+        let mut reader = RecordReader {
+            input,
+            buf: Vec::new(),
+            index: 0,
+        };
+        let Record::Header {
+            format,
+            last_zxid,
+            sessions,
+            quota_roots,
+            acls,
+            nodes,
+        } = reader.next()?
+        else {
             return Err(reader.corrupt("the first record is not a header"));
         };
         if format != FORMAT {
@@ -248,9 +315,9 @@ impl DataTree {
             if (index == 0) != is_root || (!is_root && !validate_path(&record.path)) {
                 return Err(reader.corrupt(format!("unexpected node path {:?}", record.path)));
             }
-            let acl = acl_lists
-                .get(record.acl as usize)
-                .ok_or_else(|| reader.corrupt(format!("{} names unknown ACL {}", record.path, record.acl)))?;
+            let acl = acl_lists.get(record.acl as usize).ok_or_else(|| {
+                reader.corrupt(format!("{} names unknown ACL {}", record.path, record.acl))
+            })?;
             let node = Node {
                 data: record.data.into_owned().into_boxed_slice(),
                 acl: tree.acls.acquire(acl),
@@ -266,7 +333,9 @@ impl DataTree {
                 aversion: record.aversion,
             };
             if !tree.insert_loaded(&record.path, node) {
-                return Err(reader.corrupt(format!("{} has no parent or appears twice", record.path)));
+                return Err(
+                    reader.corrupt(format!("{} has no parent or appears twice", record.path))
+                );
             }
         }
         let Record::End = reader.next()? else {

@@ -53,7 +53,10 @@ impl DataTree {
     pub fn new(config: TreeConfig) -> DataTree {
         let mut tree = DataTree::empty(config);
         let open = Arc::new(Acl::open_unsafe());
-        let read_only = Arc::new(vec![Acl { perms: perms::READ, id: Id::anyone() }]);
+        let read_only = Arc::new(vec![Acl {
+            perms: perms::READ,
+            id: Id::anyone(),
+        }]);
         for (path, acl) in [
             ("/", &open),
             ("/zookeeper", &open),
@@ -114,7 +117,10 @@ impl DataTree {
         match NodeKind::of_owner(owner, self.config.extended_types_enabled) {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(session) => {
-                self.ephemerals.entry(session).or_default().insert(path.into());
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(path.into());
             }
             NodeKind::Container => {
                 self.containers.insert(path.into());
@@ -166,7 +172,8 @@ impl DataTree {
     /// path is not validated (the server rejects a NUL with BadArguments
     /// first); `""` finds the root.
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.node(path).map(|node| node.stat(self.config.extended_types_enabled))
+        self.node(path)
+            .map(|node| node.stat(self.config.extended_types_enabled))
     }
 
     /// getData: NoNode, then READ → NoAuth.
@@ -252,7 +259,10 @@ impl DataTree {
 
     /// The normal ephemerals `session_id` owns, sorted.
     pub fn session_ephemerals(&self, session_id: i64) -> impl Iterator<Item = &str> {
-        self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.iter().map(|path| &**path))
+        self.ephemerals
+            .get(&session_id)
+            .into_iter()
+            .flat_map(|paths| paths.iter().map(|path| &**path))
     }
 
     // ---- figures for srvr / mntr ---------------------------------------
@@ -304,16 +314,33 @@ impl DataTree {
             assert_eq!(node.num_children() as usize, node.children.len());
             for child in &node.children {
                 let child_path = join(path, child);
-                assert!(self.nodes.contains_key(child_path.as_str()), "{path} lists missing child {child}");
+                assert!(
+                    self.nodes.contains_key(child_path.as_str()),
+                    "{path} lists missing child {child}"
+                );
             }
             if path != "/" {
-                assert!(crate::path::validate_path(path), "stored path {path:?} is invalid");
+                assert!(
+                    crate::path::validate_path(path),
+                    "stored path {path:?} is invalid"
+                );
                 let (parent, name) = crate::path::split_parent(path).unwrap_or_default();
-                let parent = self.node(parent).unwrap_or_else(|| panic!("{path} has no parent"));
-                assert!(parent.children.contains(name), "{path} is not listed by its parent");
-                assert!(parent.pzxid >= node.czxid, "{path}: parent pzxid below child czxid");
+                let parent = self
+                    .node(parent)
+                    .unwrap_or_else(|| panic!("{path} has no parent"));
+                assert!(
+                    parent.children.contains(name),
+                    "{path} is not listed by its parent"
+                );
+                assert!(
+                    parent.pzxid >= node.czxid,
+                    "{path}: parent pzxid below child czxid"
+                );
             }
-            assert!(node.mzxid <= self.last_zxid && node.pzxid <= self.last_zxid, "{path}: zxid from the future");
+            assert!(
+                node.mzxid <= self.last_zxid && node.pzxid <= self.last_zxid,
+                "{path}: zxid from the future"
+            );
             match node.kind(self.config.extended_types_enabled) {
                 NodeKind::Persistent => {}
                 NodeKind::Ephemeral(session) => {
@@ -329,15 +356,37 @@ impl DataTree {
             }
         }
         assert_eq!(size, self.data_size, "data size drifted");
-        assert_eq!(acl_users.len(), self.acls.len(), "ACL table holds unused lists");
+        assert_eq!(
+            acl_users.len(),
+            self.acls.len(),
+            "ACL table holds unused lists"
+        );
         for (acl, users) in acl_users {
-            assert_eq!(self.acls.ref_count(acl), users, "ACL reference count of {acl:?}");
+            assert_eq!(
+                self.acls.ref_count(acl),
+                users,
+                "ACL reference count of {acl:?}"
+            );
         }
-        let indexed: BTreeMap<i64, BTreeSet<&str>> =
-            self.ephemerals.iter().map(|(s, paths)| (*s, paths.iter().map(|p| &**p).collect())).collect();
+        let indexed: BTreeMap<i64, BTreeSet<&str>> = self
+            .ephemerals
+            .iter()
+            .map(|(s, paths)| (*s, paths.iter().map(|p| &**p).collect()))
+            .collect();
         assert_eq!(indexed, ephemerals, "ephemeral index");
-        assert_eq!(self.containers.iter().map(|p| &**p).collect::<BTreeSet<_>>(), containers, "container index");
-        assert_eq!(self.ttls.iter().map(|p| &**p).collect::<BTreeSet<_>>(), ttls, "TTL index");
+        assert_eq!(
+            self.containers
+                .iter()
+                .map(|p| &**p)
+                .collect::<BTreeSet<_>>(),
+            containers,
+            "container index"
+        );
+        assert_eq!(
+            self.ttls.iter().map(|p| &**p).collect::<BTreeSet<_>>(),
+            ttls,
+            "TTL index"
+        );
     }
 }
 

@@ -25,22 +25,46 @@ pub struct Txn {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TxnOp {
     /// Registers `Txn::session_id` with its negotiated timeout.
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// Ends `Txn::session_id` (closed by the client or expired): deletes its
     /// ephemerals in one zxid.
     CloseSession,
     /// create, create2, createContainer, createTTL. `ttl_ms` is the request's
     /// ttl for createTTL and -1 otherwise.
-    Create { path: String, data: Vec<u8>, acl: Vec<Acl>, mode: CreateMode, ttl_ms: i64 },
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    Check { path: String, version: i32 },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        mode: CreateMode,
+        ttl_ms: i64,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
     /// Atomic: all sub-ops succeed or none is applied. Sub-ops are Create,
     /// Delete, SetData, Check only.
     Multi(Vec<TxnOp>),
     /// Internal (container/TTL reaper): delete if still empty and reapable.
-    DeleteContainer { path: String },
+    DeleteContainer {
+        path: String,
+    },
     /// A request the server rejected before it reached the tree (for example
     /// create flags that are no CreateMode → BadArguments). Like ZooKeeper's
     /// error txn it still uses a zxid and changes nothing; `apply` returns
@@ -54,10 +78,17 @@ pub enum TxnResult {
     SessionCreated,
     SessionClosed,
     /// The created path (with any sequential suffix) and the new node's Stat.
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
-    DataSet { stat: Stat },
-    AclSet { stat: Stat },
+    DataSet {
+        stat: Stat,
+    },
+    AclSet {
+        stat: Stat,
+    },
     Checked,
     Multi(Vec<MultiOpResult>),
     Error(ErrorCode),

@@ -18,7 +18,11 @@ impl Driver {
     }
 
     pub fn with_config(config: TreeConfig) -> Driver {
-        let mut driver = Driver { tree: DataTree::new(config), zxid: 0, auth: vec![Id::new("ip", "127.0.0.1")] };
+        let mut driver = Driver {
+            tree: DataTree::new(config),
+            zxid: 0,
+            auth: vec![Id::new("ip", "127.0.0.1")],
+        };
         driver.apply(TxnOp::CreateSession { timeout_ms: 30_000 });
         driver
     }
@@ -30,7 +34,12 @@ impl Driver {
 
     pub fn apply_as(&mut self, session_id: i64, auth: Vec<Id>, op: TxnOp) -> ApplyOutcome {
         self.zxid += 1;
-        let txn = Txn { session_id, time_ms: self.zxid * 1000, auth, op };
+        let txn = Txn {
+            session_id,
+            time_ms: self.zxid * 1000,
+            auth,
+            op,
+        };
         let outcome = self.tree.apply(self.zxid, &txn);
         assert_eq!(outcome.zxid, self.zxid);
         assert_eq!(self.tree.last_zxid(), self.zxid);
@@ -51,28 +60,55 @@ impl Driver {
     }
 
     pub fn stat(&self, path: &str) -> Stat {
-        self.tree.stat(path).unwrap_or_else(|| panic!("{path} is missing"))
+        self.tree
+            .stat(path)
+            .unwrap_or_else(|| panic!("{path} is missing"))
     }
 }
 
 pub fn create(path: &str, data: &[u8], mode: CreateMode) -> TxnOp {
-    TxnOp::Create { path: path.into(), data: data.to_vec(), acl: Acl::open_unsafe(), mode, ttl_ms: -1 }
+    TxnOp::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: Acl::open_unsafe(),
+        mode,
+        ttl_ms: -1,
+    }
 }
 
 pub fn create_acl(path: &str, acl: Vec<Acl>) -> TxnOp {
-    TxnOp::Create { path: path.into(), data: Vec::new(), acl, mode: CreateMode::Persistent, ttl_ms: -1 }
+    TxnOp::Create {
+        path: path.into(),
+        data: Vec::new(),
+        acl,
+        mode: CreateMode::Persistent,
+        ttl_ms: -1,
+    }
 }
 
 pub fn create_ttl(path: &str, mode: CreateMode, ttl_ms: i64) -> TxnOp {
-    TxnOp::Create { path: path.into(), data: Vec::new(), acl: Acl::open_unsafe(), mode, ttl_ms }
+    TxnOp::Create {
+        path: path.into(),
+        data: Vec::new(),
+        acl: Acl::open_unsafe(),
+        mode,
+        ttl_ms,
+    }
 }
 
 pub fn delete(path: &str, version: i32) -> TxnOp {
-    TxnOp::Delete { path: path.into(), version }
+    TxnOp::Delete {
+        path: path.into(),
+        version,
+    }
 }
 
 pub fn set_data(path: &str, data: &[u8], version: i32) -> TxnOp {
-    TxnOp::SetData { path: path.into(), data: data.to_vec(), version }
+    TxnOp::SetData {
+        path: path.into(),
+        data: data.to_vec(),
+        version,
+    }
 }
 
 pub fn err(code: corral_proto::ErrorCode) -> TxnResult {
@@ -80,5 +116,8 @@ pub fn err(code: corral_proto::ErrorCode) -> TxnResult {
 }
 
 pub fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-    Acl { perms, id: Id::new(scheme, id) }
+    Acl {
+        perms,
+        id: Id::new(scheme, id),
+    }
 }
