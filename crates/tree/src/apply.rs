@@ -716,3 +716,55 @@ impl Done {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use corral_proto::{Acl, CreateMode};
+
+    use super::*;
+    use crate::tree::TreeConfig;
+
+    fn create_seq(tree: &mut DataTree, zxid: i64, path: &str) -> TxnResult {
+        let op = TxnOp::Create {
+            path: path.into(),
+            data: vec![],
+            acl: Acl::open_unsafe(),
+            mode: CreateMode::PersistentSequential,
+            ttl_ms: -1,
+        };
+        tree.apply(
+            zxid,
+            &Txn {
+                session_id: 1,
+                time_ms: 0,
+                auth: vec![],
+                op,
+            },
+        )
+        .result
+    }
+
+    #[test]
+    fn sequential_suffix_wraps_to_negative_past_i32_max_like_java() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        assert!(matches!(
+            create_seq(&mut tree, 1, "/p"),
+            TxnResult::Created { .. }
+        ));
+        let parent = tree.nodes.get_mut("/p0000000000").unwrap();
+        parent.cversion = i32::MAX;
+        let TxnResult::Created { path, .. } = create_seq(&mut tree, 2, "/p0000000000/s-") else {
+            panic!()
+        };
+        assert_eq!(path, "/p0000000000/s-2147483647");
+        let TxnResult::Created { path, .. } = create_seq(&mut tree, 3, "/p0000000000/s-") else {
+            panic!()
+        };
+        assert_eq!(path, "/p0000000000/s--2147483648");
+        let TxnResult::Created { path, .. } = create_seq(&mut tree, 4, "/p0000000000/s-") else {
+            panic!()
+        };
+        assert_eq!(path, "/p0000000000/s--2147483647");
+        tree.assert_invariants();
+    }
+}
