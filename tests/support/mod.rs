@@ -319,7 +319,8 @@ impl CorralServer {
     }
 
     /// Starts Corral with extra `key=value` zoo.cfg lines. Panics (printing Corral's
-    /// output) if it exits or does not answer `srvr` within 30 s.
+    /// output) if it exits or does not answer `srvr` within 30 s. The binary is the one
+    /// cargo built for this test, or `$CORRAL_BIN` when set.
     pub fn start_with(extra_cfg: &[&str]) -> CorralServer {
         let dir = tempfile::Builder::new()
             .prefix("corral-srv-")
@@ -327,7 +328,11 @@ impl CorralServer {
             .expect("tempdir");
         let port = free_port();
         let cfg = write_zoo_cfg(dir.path(), port, extra_cfg);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+        // CORRAL_BIN runs another build (e.g. target/release/corral) under the same tests.
+        let bin = std::env::var_os("CORRAL_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_corral")));
+        let mut cmd = Command::new(bin);
         cmd.arg("server").arg(&cfg).current_dir(dir.path());
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
