@@ -156,7 +156,8 @@ impl MultiOp {
     fn read(opcode: i32, r: &mut JuteReader<'_>) -> Result<MultiOp, DecodeError> {
         let op = OpCode::from_code(opcode).ok_or(DecodeError::BadOpType(opcode))?;
         if let Some(kind) = CreateKind::from_opcode(op) {
-            return CreateOp::read(kind, r).map(MultiOp::Create);
+            let create = CreateOp::read(kind, r)?;
+            return Ok(MultiOp::Create(create));
         }
         match op {
             OpCode::Delete => DeleteRequest::read(r).map(MultiOp::Delete),

@@ -341,10 +341,32 @@ fn handle_request(
                     conn.close();
                     Continue::No(e.to_string())
                 }
+                (RequestDecodeError::MalformedBody { opcode, .. }, Some((xid, code)))
+                    if is_write_opcode(*opcode) =>
+                {
+                    // ZooKeeper decodes write bodies in its prep stage, so a
+                    // malformed write becomes an error txn and uses a zxid.
+                    let entry = LogEntry {
+                        origin: shared.server_id,
+                        conn: conn_id,
+                        xid,
+                        txn: stamp(conn.session_id, &conn.auth, TxnOp::Fail(code)),
+                    };
+                    conn.pending.push_back(Pending::Write {
+                        xid,
+                        shape: ReplyShape::Check,
+                        received,
+                    });
+                    Continue::Propose(entry.encode())
+                }
                 (_, Some((xid, code))) => {
                     let mut out = BytesMut::new();
                     encode_header_reply(&mut out, xid, zxid, code);
-                    conn.send(out.freeze());
+                    if conn.pending.is_empty() {
+                        conn.send(out.freeze());
+                    } else {
+                        conn.pending.push_back(Pending::Ready(out.freeze()));
+                    }
                     Continue::Yes
                 }
                 (_, None) => Continue::No(e.to_string()),
@@ -384,9 +406,9 @@ fn handle_request(
                             .super_digest
                             .as_deref()
                             .is_some_and(|sd| sd == id.as_str());
-                        conn.auth.push(Id::new("digest", id));
+                        add_identity(&mut conn.auth, Id::new("digest", id));
                         if is_super {
-                            conn.auth.push(Id::new("super", ""));
+                            add_identity(&mut conn.auth, Id::new("super", ""));
                         }
                         true
                     }
@@ -394,12 +416,11 @@ fn handle_request(
                 },
                 "ip" => {
                     let ip = Id::new("ip", conn.addr.ip().to_string());
-                    conn.auth.push(ip);
+                    add_identity(&mut conn.auth, ip);
                     true
                 }
                 _ => false,
             };
-            conn.auth.dedup();
             if ok {
                 // The identities count for the requests after this one at
                 // once; the reply must still wait its turn.
@@ -463,6 +484,23 @@ fn handle_request(
             }
             Continue::Yes
         }
+    }
+}
+
+/// Opcodes whose requests go through the log (and so use a zxid even when
+/// their body cannot be decoded).
+fn is_write_opcode(opcode: i32) -> bool {
+    use corral_proto::OpCode::*;
+    matches!(
+        corral_proto::OpCode::from_code(opcode),
+        Some(Create | Create2 | CreateContainer | CreateTtl | Delete | SetData | SetAcl | Check | Multi)
+    )
+}
+
+/// A connection's identities form a set, as in ZooKeeper's ServerCnxn.
+fn add_identity(auth: &mut Vec<Id>, id: Id) {
+    if !auth.contains(&id) {
+        auth.push(id);
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 use corral_proto::jute::JuteWrite;
 use corral_proto::records::{
     ClientInfo, ExistsResponse, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
-    GetChildrenResponse, GetEphemeralsResponse, SyncResponse, WhoAmIResponse,
+    GetChildrenResponse, GetEphemeralsResponse,  WhoAmIResponse,
 };
 use corral_proto::request::{ReadOp, Request};
 use corral_proto::response::{
@@ -110,9 +110,12 @@ pub fn serve_read(core: &mut Core, conn_id: ConnId, xid: i32, request: Request, 
             let ephemerals = tree.get_ephemerals(conn.session_id, &r.prefix_path);
             encode_reply_record(&mut buf, xid, zxid, &GetEphemeralsResponse { ephemerals });
         }
-        Request::Sync(r) => {
-            encode_reply_record(&mut buf, xid, zxid, &SyncResponse { path: r.path })
-        }
+        Request::Sync(r) => encode_reply(&mut buf, xid, zxid, ErrorCode::Ok, |b| {
+            // Java's jute writes strings one UTF-16 unit at a time, so a
+            // character outside the BMP goes out as two 3-byte surrogates
+            // (CESU-8); the path is echoed exactly as ZooKeeper echoes it.
+            b.put_buffer(&java_string_bytes(&r.path))
+        }),
         Request::MultiRead(ops) => {
             let items: Vec<MultiResponseItem> = ops
                 .iter()
@@ -256,4 +259,27 @@ fn set_watches(
         watches.add_persistent(path, conn_id, true);
     }
     let _ = buf.remaining_mut();
+}
+
+/// A string encoded as Java's jute `BinaryOutputArchive` does: UTF-8 per
+/// UTF-16 code unit (CESU-8 for characters outside the BMP).
+fn java_string_bytes(s: &str) -> Vec<u8> {
+    if s.is_ascii() || s.chars().all(|c| (c as u32) < 0x10000) {
+        return s.as_bytes().to_vec();
+    }
+    let mut out = Vec::with_capacity(s.len() + 8);
+    for unit in s.encode_utf16() {
+        let u = u32::from(unit);
+        if u < 0x80 {
+            out.push(u as u8);
+        } else if u < 0x800 {
+            out.push(0xC0 | (u >> 6) as u8);
+            out.push(0x80 | (u & 0x3F) as u8);
+        } else {
+            out.push(0xE0 | (u >> 12) as u8);
+            out.push(0x80 | ((u >> 6) & 0x3F) as u8);
+            out.push(0x80 | (u & 0x3F) as u8);
+        }
+    }
+    out
 }

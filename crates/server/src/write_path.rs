@@ -3,8 +3,8 @@
 //! server. This side only stamps the leader time and the connection's
 //! identities, and remembers the shape of the reply.
 
-use corral_proto::request::{CreateOp, MultiOp, Request};
-use corral_proto::{ErrorCode, Id};
+use corral_proto::request::{CreateKind, CreateOp, MultiOp, Request};
+use corral_proto::{CreateMode, ErrorCode, Id};
 use corral_tree::{Txn, TxnOp};
 
 use crate::core::ReplyShape;
@@ -53,8 +53,9 @@ pub fn to_txn_op(request: Request) -> Option<(TxnOp, ReplyShape)> {
             for op in ops {
                 match op {
                     MultiOp::Create(c) => {
-                        kinds.push(Some(c.kind));
-                        txn_ops.push(create_op(c));
+                        let (op, kind) = multi_create_op(c);
+                        kinds.push(Some(kind));
+                        txn_ops.push(op);
                     }
                     MultiOp::Delete(r) => {
                         kinds.push(None);
@@ -88,17 +89,38 @@ pub fn to_txn_op(request: Request) -> Option<(TxnOp, ReplyShape)> {
 }
 
 fn create_op(op: CreateOp) -> TxnOp {
-    match op.mode() {
-        Some(mode) => TxnOp::Create {
-            path: op.path,
-            data: op.data,
-            acl: op.acl,
-            mode,
-            ttl_ms: op.ttl_ms,
-        },
+    let mode = match (op.mode(), op.kind) {
         // ZooKeeper's CreateMode.fromFlag fails before anything else.
-        None => TxnOp::Fail(ErrorCode::BadArguments),
+        (None, _) => return TxnOp::Fail(ErrorCode::BadArguments),
+        // The createContainer opcode makes a container whatever non-TTL
+        // flags come with it: ZooKeeper's txn type decides, not the flags.
+        (Some(mode), CreateKind::CreateContainer) if !mode.is_ttl() => CreateMode::Container,
+        (Some(mode), _) => mode,
+    };
+    TxnOp::Create { path: op.path, data: op.data, acl: op.acl, mode, ttl_ms: op.ttl_ms }
+}
+
+/// A create inside a multi, rebuilt from its flags as ZooKeeper's
+/// `MultiOperationRecord` does (`Op.create`): unknown flags mean persistent,
+/// the mode alone picks container or not, and a TTL mode that did not come
+/// as createTTL cannot be prepared (the whole multi fails). Returns the op
+/// and the opcode it answers as.
+fn multi_create_op(op: CreateOp) -> (TxnOp, CreateKind) {
+    // The op is built with unknown flags read as persistent, but preparing
+    // it checks the flags again: BadArguments for that op.
+    let Some(mode) = op.mode() else {
+        return (TxnOp::Fail(ErrorCode::BadArguments), op.kind);
+    };
+    if mode.is_ttl() && op.kind != CreateKind::CreateTtl {
+        return (TxnOp::Fail(ErrorCode::MarshallingError), op.kind);
     }
+    let (kind, ttl_ms) = match (op.kind, mode) {
+        (_, CreateMode::Container) => (CreateKind::CreateContainer, -1),
+        (CreateKind::CreateTtl, m) if m.is_ttl() => (CreateKind::CreateTtl, op.ttl_ms),
+        (CreateKind::Create2, _) => (CreateKind::Create2, -1),
+        _ => (CreateKind::Create, -1),
+    };
+    (TxnOp::Create { path: op.path, data: op.data, acl: op.acl, mode, ttl_ms }, kind)
 }
 
 /// Stamps a txn with the proposing server's wall clock (the only clock the

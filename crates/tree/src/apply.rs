@@ -205,6 +205,12 @@ impl DataTree {
                     self.record(&mut overlay, &plan);
                     plans.push(plan);
                 }
+                // ZooKeeper's prep stage throws a non-Keeper exception for
+                // such an op (a TTL create under a non-TTL opcode): the
+                // whole request fails, not just this op.
+                Err(ErrorCode::MarshallingError) if matches!(op, TxnOp::Fail(_)) => {
+                    return TxnResult::Error(ErrorCode::MarshallingError);
+                }
                 Err(code) => {
                     let results = (0..ops.len())
                         .map(|i| {

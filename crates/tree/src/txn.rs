@@ -68,7 +68,9 @@ pub enum TxnOp {
     /// A request the server rejected before it reached the tree (for example
     /// create flags that are no CreateMode → BadArguments). Like ZooKeeper's
     /// error txn it still uses a zxid and changes nothing; `apply` returns
-    /// `TxnResult::Error(code)` (inside a multi: that op fails with `code`).
+    /// `TxnResult::Error(code)`. Inside a multi, that op fails with `code`,
+    /// except `Fail(MarshallingError)`, which, once reached, fails the whole
+    /// multi with MarshallingError (as ZooKeeper's prep stage does).
     Fail(ErrorCode),
 }
 
