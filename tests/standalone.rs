@@ -359,7 +359,7 @@ async fn ephemeral_nodes_vanish_when_the_session_expires() {
         let create = corral_proto::request::Request::Create(corral_proto::request::CreateOp {
             kind: corral_proto::request::CreateKind::Create,
             path: "/silent".into(),
-            data: vec![],
+            data: Some(vec![]),
             acl: corral_proto::Acl::open_unsafe(),
             flags: 1,
             ttl_ms: -1,
@@ -432,7 +432,7 @@ async fn reconnecting_with_the_session_keeps_ephemerals() {
         let create = corral_proto::request::Request::Create(corral_proto::request::CreateOp {
             kind: corral_proto::request::CreateKind::Create,
             path: "/mine".into(),
-            data: vec![],
+            data: Some(vec![]),
             acl: corral_proto::Acl::open_unsafe(),
             flags: 1,
             ttl_ms: -1,

@@ -9,8 +9,10 @@
 //!
 //! Decoded records own their data. A null `ustring` or `buffer` (length -1)
 //! decodes as empty and a null `vector` as an empty Vec: ZooKeeper treats
-//! them alike on every client path. The exceptions are the fields where null
-//! carries meaning ([`ReconfigRequest`]), which are `Option`s.
+//! them alike on most client paths. The exceptions are the fields where null
+//! carries meaning, which are `Option`s: znode data ([`CreateRequest`],
+//! [`CreateTtlRequest`], [`SetDataRequest`], [`GetDataResponse`]), whose null
+//! getData returns as null, and [`ReconfigRequest`].
 
 use bytes::{BufMut, BytesMut};
 
@@ -87,6 +89,17 @@ impl Field for Option<String> {
     }
     fn write_field(&self, buf: &mut BytesMut) {
         buf.put_opt_string(self.as_deref());
+    }
+}
+
+/// `buffer` that may be null: znode data, where ZooKeeper keeps null apart
+/// from empty (getData answers null for a node created with null data).
+impl Field for Option<Vec<u8>> {
+    fn read_field(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
+        Ok(r.read_opt_buffer()?.map(<[u8]>::to_vec))
+    }
+    fn write_field(&self, buf: &mut BytesMut) {
+        buf.put_opt_buffer(self.as_deref());
     }
 }
 
@@ -366,12 +379,13 @@ record! {
 
 record! {
     /// Body of create (1), create2 (15) and createContainer (19).
-    CreateRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32 }
+    /// `data` is `None` when sent as null; the node then reads back as null.
+    CreateRequest { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32 }
 }
 
 record! {
     /// Body of createTTL (21).
-    CreateTtlRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl: i64 }
+    CreateTtlRequest { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32, ttl: i64 }
 }
 
 record! {
@@ -388,8 +402,12 @@ record! { DeleteRequest { path: String, version: i32 } }
 record! { ExistsRequest { path: String, watch: bool } }
 record! { ExistsResponse { stat: Stat } }
 record! { GetDataRequest { path: String, watch: bool } }
-record! { GetDataResponse { data: Vec<u8>, stat: Stat } }
-record! { SetDataRequest { path: String, data: Vec<u8>, version: i32 } }
+record! {
+    /// `data` is `None` (written as length -1) for a node whose data is null;
+    /// `stat.data_length` is 0 then, as for empty data.
+    GetDataResponse { data: Option<Vec<u8>>, stat: Stat }
+}
+record! { SetDataRequest { path: String, data: Option<Vec<u8>>, version: i32 } }
 record! { SetDataResponse { stat: Stat } }
 record! { GetAclRequest { path: String } }
 record! { GetAclResponse { acl: Vec<Acl>, stat: Stat } }
@@ -570,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn null_strings_buffers_and_vectors_decode_as_empty() {
+    fn null_strings_and_vectors_decode_as_empty_but_null_data_stays_null() {
         let mut b = Vec::new();
         b.put_i32(-1); // path
         b.put_i32(-1); // data
@@ -581,11 +599,34 @@ mod tests {
             req,
             CreateRequest {
                 path: String::new(),
-                data: vec![],
+                data: None,
                 acl: vec![],
                 flags: 3
             }
         );
+    }
+
+    #[test]
+    fn znode_data_keeps_null_apart_from_empty() {
+        for data in [None, Some(vec![]), Some(b"v".to_vec())] {
+            let resp = GetDataResponse {
+                data: data.clone(),
+                stat: Stat::default(),
+            };
+            let bytes = encode_record(&resp);
+            let len = data.as_ref().map_or(-1, |d| d.len() as i32);
+            assert_eq!(&bytes[..4], &len.to_be_bytes());
+            assert_eq!(decode_record::<GetDataResponse>(&bytes, MAX), Ok(resp));
+            let req = SetDataRequest {
+                path: "/a".into(),
+                data,
+                version: -1,
+            };
+            assert_eq!(
+                decode_record::<SetDataRequest>(&encode_record(&req), MAX),
+                Ok(req)
+            );
+        }
     }
 
     #[test]

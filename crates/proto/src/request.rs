@@ -62,7 +62,9 @@ impl CreateKind {
 pub struct CreateOp {
     pub kind: CreateKind,
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None` when the client sent null data (length -1); the node then
+    /// reads back as null, as in ZooKeeper.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     /// The raw `flags`; see [`CreateOp::mode`]. Invalid flags are the
     /// server's BadArguments, not a decoding error.
@@ -116,7 +118,7 @@ impl CreateOp {
     fn write(&self, buf: &mut BytesMut) {
         use crate::jute::JuteWrite;
         buf.put_string(&self.path);
-        buf.put_buffer(&self.data);
+        buf.put_opt_buffer(self.data.as_deref());
         buf.put_vec(&self.acl, |buf, acl| acl.write(buf));
         buf.put_i32(self.flags);
         if self.kind == CreateKind::CreateTtl {
@@ -633,7 +635,7 @@ mod tests {
             let op = CreateOp {
                 kind,
                 path: "/n".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 acl: Acl::open_unsafe(),
                 flags: 0,
                 ttl_ms,

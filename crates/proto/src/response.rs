@@ -110,8 +110,8 @@ pub enum MultiResponseItem {
     SetData { stat: Stat },
     /// type 13, no body.
     Check,
-    /// multiRead getData (type 4): `{data, stat}`.
-    GetData { data: Vec<u8>, stat: Stat },
+    /// multiRead getData (type 4): `{data, stat}`; `None` is null data.
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     /// multiRead getChildren (type 8): `{children}`.
     GetChildren { children: Vec<String> },
     /// type -1: `ErrorResponse {err}`, with the `MultiHeader` err set too.
@@ -163,7 +163,7 @@ impl MultiResponseItem {
             MultiResponseItem::Delete | MultiResponseItem::Check => {}
             MultiResponseItem::SetData { stat } => stat.write(buf),
             MultiResponseItem::GetData { data, stat } => {
-                buf.put_buffer(data);
+                buf.put_opt_buffer(data.as_deref());
                 stat.write(buf);
             }
             MultiResponseItem::GetChildren { children } => buf.put_string_vec(children),
@@ -187,7 +187,7 @@ impl MultiResponseItem {
             },
             Some(OpCode::Check) => MultiResponseItem::Check,
             Some(OpCode::GetData) => MultiResponseItem::GetData {
-                data: r.read_buffer()?,
+                data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 stat: Stat::read(r)?,
             },
             Some(OpCode::GetChildren) => MultiResponseItem::GetChildren {

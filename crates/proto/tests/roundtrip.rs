@@ -34,6 +34,11 @@ fn data() -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..24)
 }
 
+/// Znode data, which may be null.
+fn opt_data() -> impl Strategy<Value = Option<Vec<u8>>> {
+    proptest::option::of(data())
+}
+
 fn stat() -> impl Strategy<Value = Stat> {
     (
         (any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>()),
@@ -117,8 +122,8 @@ round_trip_tests! {
     auth_packet_round_trips: (any::<i32>(), string(), data()).prop_map(|(auth_type, scheme, auth)| AuthPacket { auth_type, scheme, auth });
     watcher_event_round_trips: (any::<i32>(), any::<i32>(), string()).prop_map(|(event_type, state, path)| WatcherEvent { event_type, state, path });
     error_response_round_trips: any::<i32>().prop_map(|err| ErrorResponse { err });
-    create_request_round_trips: (string(), data(), acls(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest { path, data, acl, flags });
-    create_ttl_request_round_trips: (string(), data(), acls(), any::<i32>(), any::<i64>())
+    create_request_round_trips: (string(), opt_data(), acls(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest { path, data, acl, flags });
+    create_ttl_request_round_trips: (string(), opt_data(), acls(), any::<i32>(), any::<i64>())
         .prop_map(|(path, data, acl, flags, ttl)| CreateTtlRequest { path, data, acl, flags, ttl });
     create_response_round_trips: string().prop_map(|path| CreateResponse { path });
     create2_response_round_trips: (string(), stat()).prop_map(|(path, stat)| Create2Response { path, stat });
@@ -126,8 +131,8 @@ round_trip_tests! {
     exists_request_round_trips: (string(), any::<bool>()).prop_map(|(path, watch)| ExistsRequest { path, watch });
     exists_response_round_trips: stat().prop_map(|stat| ExistsResponse { stat });
     get_data_request_round_trips: (string(), any::<bool>()).prop_map(|(path, watch)| GetDataRequest { path, watch });
-    get_data_response_round_trips: (data(), stat()).prop_map(|(data, stat)| GetDataResponse { data, stat });
-    set_data_request_round_trips: (string(), data(), any::<i32>()).prop_map(|(path, data, version)| SetDataRequest { path, data, version });
+    get_data_response_round_trips: (opt_data(), stat()).prop_map(|(data, stat)| GetDataResponse { data, stat });
+    set_data_request_round_trips: (string(), opt_data(), any::<i32>()).prop_map(|(path, data, version)| SetDataRequest { path, data, version });
     set_data_response_round_trips: stat().prop_map(|stat| SetDataResponse { stat });
     get_acl_request_round_trips: string().prop_map(|path| GetAclRequest { path });
     get_acl_response_round_trips: (acls(), stat()).prop_map(|(acl, stat)| GetAclResponse { acl, stat });
@@ -175,7 +180,7 @@ fn create_op() -> impl Strategy<Value = CreateOp> {
             Just(CreateKind::CreateTtl)
         ],
         string(),
-        data(),
+        opt_data(),
         acls(),
         any::<i32>(),
         any::<i64>(),
@@ -200,7 +205,7 @@ fn multi_op() -> impl Strategy<Value = MultiOp> {
         create_op().prop_map(MultiOp::Create),
         (string(), any::<i32>())
             .prop_map(|(path, version)| MultiOp::Delete(DeleteRequest { path, version })),
-        (string(), data(), any::<i32>()).prop_map(|(path, data, version)| MultiOp::SetData(
+        (string(), opt_data(), any::<i32>()).prop_map(|(path, data, version)| MultiOp::SetData(
             SetDataRequest {
                 path,
                 data,
@@ -230,7 +235,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(path, watch)| Request::Exists(ExistsRequest { path, watch })),
         (string(), any::<bool>())
             .prop_map(|(path, watch)| Request::GetData(GetDataRequest { path, watch })),
-        (string(), data(), any::<i32>()).prop_map(|(path, data, version)| Request::SetData(
+        (string(), opt_data(), any::<i32>()).prop_map(|(path, data, version)| Request::SetData(
             SetDataRequest {
                 path,
                 data,
@@ -327,7 +332,7 @@ fn multi_response_item() -> impl Strategy<Value = MultiResponseItem> {
         Just(MultiResponseItem::Delete),
         stat().prop_map(|stat| MultiResponseItem::SetData { stat }),
         Just(MultiResponseItem::Check),
-        (data(), stat()).prop_map(|(data, stat)| MultiResponseItem::GetData { data, stat }),
+        (opt_data(), stat()).prop_map(|(data, stat)| MultiResponseItem::GetData { data, stat }),
         strings().prop_map(|children| MultiResponseItem::GetChildren { children }),
         error_code().prop_map(MultiResponseItem::Error),
     ]
@@ -350,7 +355,7 @@ fn response() -> impl Strategy<Value = (OpCode, Response)> {
             Response::Create2(Create2Response { path, stat })
         )),
         stat().prop_map(|stat| (OpCode::Exists, Response::Exists(ExistsResponse { stat }))),
-        (data(), stat()).prop_map(|(data, stat)| (
+        (opt_data(), stat()).prop_map(|(data, stat)| (
             OpCode::GetData,
             Response::GetData(GetDataResponse { data, stat })
         )),
@@ -372,7 +377,7 @@ fn response() -> impl Strategy<Value = (OpCode, Response)> {
         }),
         string().prop_map(|path| (OpCode::Sync, Response::Sync(SyncResponse { path }))),
         vec(multi_response_item(), 0..5).prop_map(|items| (OpCode::Multi, Response::Multi(items))),
-        (data(), stat()).prop_map(|(data, stat)| (
+        (opt_data(), stat()).prop_map(|(data, stat)| (
             OpCode::Reconfig,
             Response::Reconfig(GetDataResponse { data, stat })
         )),
@@ -480,7 +485,7 @@ proptest! {
 fn a_reply_built_by_the_server_helpers_reads_back_on_the_client() {
     let mut buf = BytesMut::new();
     let record = GetDataResponse {
-        data: b"v".to_vec(),
+        data: Some(b"v".to_vec()),
         stat: Stat::default(),
     };
     encode_reply_record(&mut buf, 4, 10, &record);

@@ -19,11 +19,19 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// Replace `dir/name` with `bytes` so that a crash leaves either the old or the new content.
 ///
 /// Returns the path of the file that failed, with the error, so callers can name it.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (PathBuf, io::Error)> {
+pub(crate) fn write_atomic(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), (PathBuf, io::Error)> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let dst = dir.join(name);
     let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     };

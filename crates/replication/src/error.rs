@@ -54,7 +54,9 @@ pub enum LogStoreError {
     },
 
     /// Log indexes are not contiguous across segments.
-    #[error("gap in the log: {path} starts at index {found} but index {expected} was expected next")]
+    #[error(
+        "gap in the log: {path} starts at index {found} but index {expected} was expected next"
+    )]
     Gap {
         /// The segment that starts too late.
         path: PathBuf,

@@ -243,16 +243,22 @@ impl LogStore {
     /// on a gap in the indexes.
     pub fn open(opts: LogStoreOptions) -> Result<LogStore, LogStoreError> {
         let dir = opts.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| LogStoreError::io("create log directory", &dir, e))?;
-        durable::remove_tmp_files(&dir).map_err(|e| LogStoreError::io("clean log directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| LogStoreError::io("create log directory", &dir, e))?;
+        durable::remove_tmp_files(&dir)
+            .map_err(|e| LogStoreError::io("clean log directory", &dir, e))?;
 
         let meta = read_meta(&dir)?;
         let purged_next = next_index(meta.last_purged.as_ref());
 
         let mut files = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| LogStoreError::io("list log directory", &dir, e))? {
+        for entry in
+            std::fs::read_dir(&dir).map_err(|e| LogStoreError::io("list log directory", &dir, e))?
+        {
             let entry = entry.map_err(|e| LogStoreError::io("list log directory", &dir, e))?;
-            if let Some(first) = segment::parse_segment_file_name(&entry.file_name().to_string_lossy()) {
+            if let Some(first) =
+                segment::parse_segment_file_name(&entry.file_name().to_string_lossy())
+            {
                 files.push((first, entry.path()));
             }
         }
@@ -284,8 +290,10 @@ impl LogStore {
                 if d.offset == 0 {
                     tracing::warn!(path = %path.display(), reason = %d.reason,
                         "the last log segment has a torn header (crash while creating it); removing it");
-                    std::fs::remove_file(&path).map_err(|e| LogStoreError::io("remove torn log segment", &path, e))?;
-                    durable::fsync_dir(&dir).map_err(|e| LogStoreError::io("fsync log directory", &dir, e))?;
+                    std::fs::remove_file(&path)
+                        .map_err(|e| LogStoreError::io("remove torn log segment", &path, e))?;
+                    durable::fsync_dir(&dir)
+                        .map_err(|e| LogStoreError::io("fsync log directory", &dir, e))?;
                     continue;
                 }
                 tracing::warn!(path = %path.display(), offset = d.offset, index = d.index, reason = %d.reason,
@@ -294,17 +302,20 @@ impl LogStore {
                     .write(true)
                     .open(&path)
                     .map_err(|e| LogStoreError::io("open log segment", &path, e))?;
-                f.set_len(scanned.valid_len).map_err(|e| LogStoreError::io("truncate torn log segment", &path, e))?;
-                f.sync_all().map_err(|e| LogStoreError::io("fsync log segment", &path, e))?;
+                f.set_len(scanned.valid_len)
+                    .map_err(|e| LogStoreError::io("truncate torn log segment", &path, e))?;
+                f.sync_all()
+                    .map_err(|e| LogStoreError::io("fsync log segment", &path, e))?;
             }
 
             if let Some(payload) = &scanned.last_payload {
-                let entry: Entry = postcard::from_bytes(payload).map_err(|e| LogStoreError::CorruptSegment {
-                    path: path.clone(),
-                    offset: scanned.offsets.last().copied().unwrap_or(0),
-                    index: first + scanned.offsets.len() as u64 - 1,
-                    reason: format!("record passes its CRC but is not a log entry: {e}"),
-                })?;
+                let entry: Entry =
+                    postcard::from_bytes(payload).map_err(|e| LogStoreError::CorruptSegment {
+                        path: path.clone(),
+                        offset: scanned.offsets.last().copied().unwrap_or(0),
+                        index: first + scanned.offsets.len() as u64 - 1,
+                        reason: format!("record passes its CRC but is not a log entry: {e}"),
+                    })?;
                 last_entry = Some(entry);
             }
             let file = OpenOptions::new()
@@ -394,7 +405,9 @@ impl LogStore {
         let writer = Writer {
             shared: shared.clone(),
             dir: dir.clone(),
-            segment_max_bytes: opts.segment_max_bytes.max(segment::SEGMENT_HEADER_BYTES + 1),
+            segment_max_bytes: opts
+                .segment_max_bytes
+                .max(segment::SEGMENT_HEADER_BYTES + 1),
             deletion_floor: opts.deletion_floor,
             active,
             meta,
@@ -467,7 +480,13 @@ impl LogStore {
             .map_err(|_| LogStoreError::Failed("the log writer thread has stopped".into()))?;
         rx.await
             .map_err(|_| LogStoreError::Failed("the log writer thread has stopped".into()))?
-            .map_err(|e| LogStoreError::io("write log metadata", self.shared.dir.join(META_FILE_NAME), e))?;
+            .map_err(|e| {
+                LogStoreError::io(
+                    "write log metadata",
+                    self.shared.dir.join(META_FILE_NAME),
+                    e,
+                )
+            })?;
         let mut st = self.shared.lock();
         st.last_purged = to;
         Ok(true)
@@ -506,15 +525,23 @@ fn read_from_disk(st: &State, index: u64) -> io::Result<Entry> {
         .checked_sub(1)
         .map(|p| &st.segments[p])
         .filter(|s| index < s.next_index())
-        .ok_or_else(|| io::Error::other(format!("log entry {index} is missing from the segments")))?;
+        .ok_or_else(|| {
+            io::Error::other(format!("log entry {index} is missing from the segments"))
+        })?;
     let offset = seg.offsets[(index - seg.first_index) as usize];
     let payload = segment::read_record(&seg.file, offset, index).map_err(|reason| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("log segment {}: {reason}", seg.path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("log segment {}: {reason}", seg.path.display()),
+        )
     })?;
     let entry: Entry = postcard::from_bytes(&payload).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("log segment {}: record {index} is not a log entry: {e}", seg.path.display()),
+            format!(
+                "log segment {}: record {index} is not a log entry: {e}",
+                seg.path.display()
+            ),
         )
     })?;
     Ok(entry)
@@ -547,7 +574,11 @@ impl RaftLogReader<TypeConfig> for LogReader {
         Ok(self.shared.lock().vote)
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, io::Error> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
         // Bound one read so that a lagging follower does not make us load the whole log.
         let end = end.min(start.saturating_add(4096));
         self.read_range(start, end)
@@ -595,7 +626,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// Recorded in memory at once and persisted by the writer after the entries it covers are
-    /// durable, at most every [`COMMITTED_PERSIST_INTERVAL`] and at shutdown. A crash may lose
+    /// durable, at most every 100 ms and at shutdown. A crash may lose
     /// the latest value: the replica then re-applies less at start and catches up when the
     /// leader (itself, when standalone) commits again. It is never ahead of the durable log.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
@@ -610,7 +641,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.shared.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -625,8 +660,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             if let Some(f) = &st.failed {
                 return Err(io::Error::other(format!("log store failed: {f}")));
             }
-            let mut expected = next_index(st.last_log_id.as_ref());
-            for e in &entries {
+            let first_expected = next_index(st.last_log_id.as_ref());
+            for (expected, e) in (first_expected..).zip(entries.iter()) {
                 if e.index() != expected {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -636,7 +671,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         ),
                     ));
                 }
-                expected += 1;
             }
             for e in &entries {
                 st.cache_bytes += entry_size_estimate(e);
@@ -797,7 +831,8 @@ impl Writer {
                     let _ = done.send(res);
                 }
             }
-            if self.committed_dirty && self.meta_written_at.elapsed() >= COMMITTED_PERSIST_INTERVAL {
+            if self.committed_dirty && self.meta_written_at.elapsed() >= COMMITTED_PERSIST_INTERVAL
+            {
                 let _ = self.checked(|w| w.write_meta());
             }
         }
@@ -848,12 +883,18 @@ impl Writer {
             let index = entry.index();
             payload.clear();
             payload = postcard::to_extend(entry, payload).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("cannot encode log entry {index}: {e}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("cannot encode log entry {index}: {e}"),
+                )
             })?;
             if payload.len() > segment::RECORD_PAYLOAD_MAX_BYTES {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("log entry {index} is {} bytes, over the record limit", payload.len()),
+                    format!(
+                        "log entry {index} is {} bytes, over the record limit",
+                        payload.len()
+                    ),
                 ));
             }
             let record_len = (segment::RECORD_HEADER_BYTES + payload.len()) as u64;
@@ -871,7 +912,8 @@ impl Writer {
                 }
                 Some(a) => {
                     let used = a.write_pos + self.buf.len() as u64;
-                    used > segment::SEGMENT_HEADER_BYTES && used + record_len > self.segment_max_bytes
+                    used > segment::SEGMENT_HEADER_BYTES
+                        && used + record_len > self.segment_max_bytes
                 }
             };
             if roll {
@@ -904,16 +946,29 @@ impl Writer {
         self.flush_buf(true)?;
         let fsync_micros = started.elapsed().as_micros() as u64;
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-        self.stats.entries_written.fetch_add(entries_count, Ordering::Relaxed);
-        self.stats.bytes_written.fetch_add(bytes_count, Ordering::Relaxed);
-        self.stats.fsync_micros_total.fetch_add(fsync_micros, Ordering::Relaxed);
-        self.stats.fsync_micros_max.fetch_max(fsync_micros, Ordering::Relaxed);
+        self.stats
+            .entries_written
+            .fetch_add(entries_count, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(bytes_count, Ordering::Relaxed);
+        self.stats
+            .fsync_micros_total
+            .fetch_add(fsync_micros, Ordering::Relaxed);
+        self.stats
+            .fsync_micros_max
+            .fetch_max(fsync_micros, Ordering::Relaxed);
 
         // Publish: readers may now find these entries on disk and the cache may drop them.
         let mut st = self.shared.lock();
         st.segments.extend(created);
         for w in written {
-            if let Some(seg) = st.segments.iter_mut().rev().find(|s| s.first_index == w.segment_first) {
+            if let Some(seg) = st
+                .segments
+                .iter_mut()
+                .rev()
+                .find(|s| s.first_index == w.segment_first)
+            {
                 seg.offsets.extend_from_slice(&w.offsets);
                 seg.end_offset = w.end_offset;
             }
@@ -952,7 +1007,8 @@ impl Writer {
             .map_err(|e| annotate(e, "create log segment", &path))?;
         file.write_all_at(&segment::segment_header(first_index), 0)
             .map_err(|e| annotate(e, "write log segment header", &path))?;
-        file.sync_all().map_err(|e| annotate(e, "fsync log segment", &path))?;
+        file.sync_all()
+            .map_err(|e| annotate(e, "fsync log segment", &path))?;
         durable::fsync_dir(&self.dir).map_err(|e| annotate(e, "fsync log directory", &self.dir))?;
         let file = Arc::new(file);
         self.active = Some(Active {
@@ -990,18 +1046,22 @@ impl Writer {
         let mut removed_any = false;
         while let Some((first, path, file, cut)) = st_segments.pop() {
             if first >= from_index {
-                std::fs::remove_file(&path).map_err(|e| annotate(e, "remove log segment", &path))?;
+                std::fs::remove_file(&path)
+                    .map_err(|e| annotate(e, "remove log segment", &path))?;
                 removed_any = true;
                 continue;
             }
             if let Some(offset) = cut {
-                file.set_len(offset).map_err(|e| annotate(e, "truncate log segment", &path))?;
-                file.sync_all().map_err(|e| annotate(e, "fsync log segment", &path))?;
+                file.set_len(offset)
+                    .map_err(|e| annotate(e, "truncate log segment", &path))?;
+                file.sync_all()
+                    .map_err(|e| annotate(e, "fsync log segment", &path))?;
             }
             break;
         }
         if removed_any {
-            durable::fsync_dir(&self.dir).map_err(|e| annotate(e, "fsync log directory", &self.dir))?;
+            durable::fsync_dir(&self.dir)
+                .map_err(|e| annotate(e, "fsync log directory", &self.dir))?;
         }
 
         let mut st = self.shared.lock();
@@ -1037,9 +1097,13 @@ impl Writer {
                 .iter()
                 .enumerate()
                 .filter(|(i, s)| {
-                    let wholly_below = s.next_index() > s.first_index && s.next_index() - 1 <= bound;
+                    let wholly_below =
+                        s.next_index() > s.first_index && s.next_index() - 1 <= bound;
                     // An empty last segment is where appends continue; keep it.
-                    wholly_below || (s.next_index() == s.first_index && *i + 1 < count && s.first_index <= bound)
+                    wholly_below
+                        || (s.next_index() == s.first_index
+                            && *i + 1 < count
+                            && s.first_index <= bound)
                 })
                 .map(|(_, s)| (s.first_index, s.path.clone()))
                 .collect()
@@ -1048,12 +1112,14 @@ impl Writer {
             return Ok(());
         }
         for (_, path) in &doomed {
-            std::fs::remove_file(path).map_err(|e| annotate(e, "remove purged log segment", path))?;
+            std::fs::remove_file(path)
+                .map_err(|e| annotate(e, "remove purged log segment", path))?;
             tracing::info!(path = %path.display(), "deleted a purged log segment");
         }
         durable::fsync_dir(&self.dir).map_err(|e| annotate(e, "fsync log directory", &self.dir))?;
         let mut st = self.shared.lock();
-        st.segments.retain(|s| !doomed.iter().any(|(first, _)| *first == s.first_index));
+        st.segments
+            .retain(|s| !doomed.iter().any(|(first, _)| *first == s.first_index));
         if let Some(a) = &self.active {
             if doomed.iter().any(|(first, _)| *first == a.first_index) {
                 self.active = None;
@@ -1063,14 +1129,19 @@ impl Writer {
     }
 
     fn write_meta(&mut self) -> io::Result<()> {
-        let payload = postcard::to_allocvec(&self.meta)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cannot encode log metadata: {e}")))?;
+        let payload = postcard::to_allocvec(&self.meta).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot encode log metadata: {e}"),
+            )
+        })?;
         let mut bytes = Vec::with_capacity(16 + payload.len());
         bytes.extend_from_slice(&META_MAGIC);
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);
-        durable::write_atomic(&self.dir, META_FILE_NAME, &bytes).map_err(|(path, e)| annotate(e, "write", &path))?;
+        durable::write_atomic(&self.dir, META_FILE_NAME, &bytes)
+            .map_err(|(path, e)| annotate(e, "write", &path))?;
         self.committed_dirty = false;
         self.meta_written_at = Instant::now();
         Ok(())
@@ -1111,7 +1182,10 @@ fn read_meta(dir: &Path) -> Result<LogMeta, LogStoreError> {
     let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
     let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
     if bytes.len() != 16 + len {
-        return Err(corrupt(format!("length {} does not match the header's {len}", bytes.len() - 16)));
+        return Err(corrupt(format!(
+            "length {} does not match the header's {len}",
+            bytes.len() - 16
+        )));
     }
     let payload = &bytes[16..];
     if crc32c::crc32c(payload) != crc {

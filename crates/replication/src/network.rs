@@ -83,12 +83,19 @@ fn unexpected(target: u64) -> RPCError<TypeConfig> {
 }
 
 impl Connection {
-    async fn call(&mut self, req: RpcRequest, option: &RPCOption) -> Result<RpcResponse, RPCError<TypeConfig>> {
+    async fn call(
+        &mut self,
+        req: RpcRequest,
+        option: &RPCOption,
+    ) -> Result<RpcResponse, RPCError<TypeConfig>> {
         match &mut self.0 {
-            Conn::Standalone { target } => Err(RPCError::Unreachable(Unreachable::from_string(format!(
-                "this server runs standalone and has no connection to server {target}"
-            )))),
-            Conn::Tcp { client, .. } => client.call(&req, option.soft_ttl()).await.map_err(rpc_error),
+            Conn::Standalone { target } => Err(RPCError::Unreachable(Unreachable::from_string(
+                format!("this server runs standalone and has no connection to server {target}"),
+            ))),
+            Conn::Tcp { client, .. } => client
+                .call(&req, option.soft_ttl())
+                .await
+                .map_err(rpc_error),
         }
     }
 

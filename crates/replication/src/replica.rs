@@ -24,12 +24,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use openraft::errors::LinearizableReadError;
 use openraft::errors::RaftError;
+use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::BasicNode;
 use openraft::Config;
 use openraft::ReadPolicy;
 use openraft::ServerState;
 use openraft::SnapshotPolicy;
-use openraft::type_config::async_runtime::watch::WatchReceiver;
 use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -41,18 +41,16 @@ use crate::log_store::LogStoreStats;
 use crate::log_store::WriterJoin;
 use crate::log_store::SEGMENT_MAX_BYTES_DEFAULT;
 use crate::network::Network;
+use crate::proposer::run_proposer;
+use crate::proposer::RejectionSink;
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::Applier;
 use crate::state_machine::ApplyProgress;
 use crate::state_machine::StateMachineStore;
 use crate::transport;
-use crate::types::Payload;
 use crate::types::Raft;
 use crate::types::RaftMetrics;
 use crate::types::TypeConfig;
-
-/// Payloads handed to openraft per batch by the proposer task.
-const PROPOSAL_BATCH_MAX: usize = 4096;
 
 /// How to open a [`Replica`].
 #[derive(Debug, Clone)]
@@ -89,16 +87,20 @@ pub struct ReplicaConfig {
 
 impl ReplicaConfig {
     /// A standalone server (a one-voter group) with ZooKeeper-like defaults.
-    pub fn standalone(node_id: u64, data_dir: impl Into<PathBuf>, log_dir: impl Into<PathBuf>) -> Self {
+    pub fn standalone(
+        node_id: u64,
+        data_dir: impl Into<PathBuf>,
+        log_dir: impl Into<PathBuf>,
+    ) -> Self {
         ReplicaConfig {
             node_id,
             data_dir: data_dir.into(),
             log_dir: log_dir.into(),
             snap_count: 100_000,
             snap_retain_count: 3,
-            heartbeat_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
             segment_max_bytes: SEGMENT_MAX_BYTES_DEFAULT,
             logs_kept_after_snapshot: 1000,
             proposal_queue_capacity: 16384,
@@ -154,8 +156,8 @@ pub struct ReplicaMetrics {
     pub learners: Vec<u64>,
     /// Proposals handed to Raft since start.
     pub proposals_submitted: u64,
-    /// Proposals dropped because leadership was lost between `propose` and submission.
-    pub proposals_dropped: u64,
+    /// Proposals reported to [`Applier::rejected`] since start.
+    pub proposals_rejected: u64,
     /// Proposals waiting in the queue.
     pub proposals_queued: usize,
     /// Normal entries given to the applier since start.
@@ -178,12 +180,6 @@ pub struct ReplicaMetrics {
     pub rpc_addr: Option<std::net::SocketAddr>,
 }
 
-#[derive(Default)]
-struct ProposerCounters {
-    submitted: AtomicU64,
-    dropped: AtomicU64,
-}
-
 /// This server's member of the replication group. See the module documentation.
 pub struct Replica {
     node_id: u64,
@@ -192,7 +188,7 @@ pub struct Replica {
     proposal_queue_capacity: usize,
     proposer: Mutex<Option<JoinHandle<()>>>,
     stop_proposer: watch::Sender<bool>,
-    counters: Arc<ProposerCounters>,
+    sink: Arc<RejectionSink>,
     progress: Arc<ApplyProgress>,
     log_stats: Arc<LogStoreStats>,
     writer: WriterJoin,
@@ -213,7 +209,10 @@ impl Replica {
     /// committed entry after that snapshot is applied, in order, exactly once. For a standalone
     /// server this returns once the server is leader and has applied everything committed
     /// before the restart, so the server can serve reads at once.
-    pub async fn open(cfg: ReplicaConfig, applier: Arc<dyn Applier>) -> Result<Replica, ReplicationError> {
+    pub async fn open(
+        cfg: ReplicaConfig,
+        applier: Arc<dyn Applier>,
+    ) -> Result<Replica, ReplicationError> {
         validate(&cfg)?;
         let standalone = cfg.is_standalone();
 
@@ -222,21 +221,26 @@ impl Replica {
         let snapshot_dir = cfg.data_dir.join("snapshots");
         let retain = cfg.snap_retain_count;
         let floor2 = floor.clone();
-        let snapshots = tokio::task::spawn_blocking(move || SnapshotStore::open(snapshot_dir, retain, floor2))
-            .await
-            .map_err(fatal)??;
+        let snapshots =
+            tokio::task::spawn_blocking(move || SnapshotStore::open(snapshot_dir, retain, floor2))
+                .await
+                .map_err(fatal)??;
         let snapshots = Arc::new(snapshots);
 
         let mut opts = LogStoreOptions::new(cfg.log_dir.join("log"));
         opts.segment_max_bytes = cfg.segment_max_bytes;
         opts.deletion_floor = floor;
-        let mut log = tokio::task::spawn_blocking(move || LogStore::open(opts)).await.map_err(fatal)??;
+        let mut log = tokio::task::spawn_blocking(move || LogStore::open(opts))
+            .await
+            .map_err(fatal)??;
 
         // When the log is purged, a snapshot must cover the purged part. If the newest
         // snapshot is unreadable, fall back to an older one and replay the log from there.
         if let Some(purged) = log.last_purged() {
             let snaps = snapshots.clone();
-            let newest = tokio::task::spawn_blocking(move || snaps.load_newest()).await.map_err(fatal)??;
+            let newest = tokio::task::spawn_blocking(move || snaps.load_newest())
+                .await
+                .map_err(fatal)??;
             let covered = newest.as_ref().and_then(|s| s.meta.last_log_id);
             if covered.map(|c| c.index) < Some(purged.index) {
                 let ok = log.lower_purge_mark(covered).await?;
@@ -259,6 +263,11 @@ impl Replica {
         let writer = log.writer_join();
         let log_stats = log.stats();
         let progress = Arc::new(ApplyProgress::default());
+        let sink = Arc::new(RejectionSink {
+            applier: applier.clone(),
+            rejected: AtomicU64::new(0),
+            submitted: AtomicU64::new(0),
+        });
         let sm = StateMachineStore::new(applier, snapshots, progress.clone());
 
         let config = Config {
@@ -272,40 +281,62 @@ impl Replica {
             enable_pre_vote: Some(true),
             ..Default::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| ReplicationError::Config(e.to_string()))?);
-        let network = if standalone { Network::Standalone } else { Network::Tcp };
-        let raft = Raft::new(cfg.node_id, config, network, log, sm).await.map_err(fatal)?;
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| ReplicationError::Config(e.to_string()))?,
+        );
+        let network = if standalone {
+            Network::Standalone
+        } else {
+            Network::Tcp
+        };
+        let raft = Raft::new(cfg.node_id, config, network, log, sm)
+            .await
+            .map_err(fatal)?;
 
         let mut rpc_server = None;
         let mut rpc_addr = None;
         if let Some(addr) = &cfg.listen_addr {
-            let server = transport::serve(addr, raft.clone()).await.map_err(|source| ReplicationError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
+            let server = transport::serve(addr, raft.clone())
+                .await
+                .map_err(|source| ReplicationError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
             rpc_addr = Some(server.local_addr);
             rpc_server = Some(server);
         }
 
-        if !raft.is_initialized().await.map_err(fatal)? {
+        let restarted = raft.is_initialized().await.map_err(fatal)?;
+        if !restarted {
             let members: BTreeMap<u64, BasicNode> = if cfg.members.is_empty() {
-                BTreeMap::from([(cfg.node_id, BasicNode::new(cfg.listen_addr.clone().unwrap_or_default()))])
+                BTreeMap::from([(
+                    cfg.node_id,
+                    BasicNode::new(cfg.listen_addr.clone().unwrap_or_default()),
+                )])
             } else {
-                cfg.members.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect()
+                cfg.members
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                    .collect()
             };
             tracing::info!(?members, "initializing a new replication group");
             if let Err(e) = raft.initialize(members).await {
                 match e {
                     RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_)) => {}
-                    e => return Err(ReplicationError::Config(format!("cannot initialize the group: {e}"))),
+                    e => {
+                        return Err(ReplicationError::Config(format!(
+                            "cannot initialize the group: {e}"
+                        )))
+                    }
                 }
             }
         }
 
         let (tx, rx) = mpsc::channel(cfg.proposal_queue_capacity);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let counters = Arc::new(ProposerCounters::default());
-        let proposer = tokio::spawn(run_proposer(raft.clone(), rx, stop_rx, counters.clone()));
+        let proposer = tokio::spawn(run_proposer(raft.clone(), sink.clone(), rx, stop_rx));
 
         let replica = Replica {
             node_id: cfg.node_id,
@@ -314,7 +345,7 @@ impl Replica {
             proposal_queue_capacity: cfg.proposal_queue_capacity,
             proposer: Mutex::new(Some(proposer)),
             stop_proposer: stop_tx,
-            counters,
+            sink,
             progress,
             log_stats,
             writer,
@@ -325,8 +356,9 @@ impl Replica {
         };
 
         if standalone {
-            // A one-voter group elects itself at once instead of waiting out the timeout.
-            if !replica.raft.is_leader() {
+            // After a restart a one-voter group elects itself at once instead of waiting out
+            // the election timeout (a new group already did so in `initialize`).
+            if restarted && !replica.raft.is_leader() {
                 let _ = replica.raft.trigger().elect(false).await;
             }
             let timeout = Duration::from_millis(cfg.election_timeout_max_ms * 20 + 5_000);
@@ -345,12 +377,15 @@ impl Replica {
     /// Submit a write. Returns once the payload is queued for Raft (waiting while the queue is
     /// full), not when it is committed: its outcome is the [`Applier::apply`] call for it.
     ///
-    /// A proposal accepted here may still never be applied if leadership is lost before it
-    /// commits (ZooKeeper clients see a connection loss then); watch [`Replica::leader_id`] or
-    /// [`Replica::metrics`] for changes.
+    /// A proposal accepted here that will not be applied through this server (leadership or
+    /// the leader lease was lost before it reached the log, or it was discarded by a new
+    /// leader) is handed back to [`Applier::rejected`].
     pub async fn propose(&self, payload: Bytes) -> Result<(), ReplicationError> {
         self.check_can_propose()?;
-        self.proposals.send(payload).await.map_err(|_| ReplicationError::ShutDown)
+        self.proposals
+            .send(payload)
+            .await
+            .map_err(|_| ReplicationError::ShutDown)
     }
 
     /// As [`Replica::propose`], but fails with [`ReplicationError::Busy`] instead of waiting
@@ -387,12 +422,16 @@ impl Replica {
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(read_log_id) => Ok(read_log_id.index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-                Err(ReplicationError::NotLeader { leader_id: f.leader_id })
+                Err(ReplicationError::NotLeader {
+                    leader_id: f.leader_id,
+                })
             }
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(q))) => {
                 Err(ReplicationError::NoQuorum(q.to_string()))
             }
-            Err(RaftError::Fatal(openraft::errors::Fatal::Stopped)) => Err(ReplicationError::ShutDown),
+            Err(RaftError::Fatal(openraft::errors::Fatal::Stopped)) => {
+                Err(ReplicationError::ShutDown)
+            }
             Err(RaftError::Fatal(f)) => Err(fatal(f)),
         }
     }
@@ -419,7 +458,10 @@ impl Replica {
 
     /// Index of the last entry applied here, `None` before the first.
     pub fn last_applied_index(&self) -> Option<u64> {
-        self.progress.applied_next.load(Ordering::Acquire).checked_sub(1)
+        self.progress
+            .applied_next
+            .load(Ordering::Acquire)
+            .checked_sub(1)
     }
 
     /// Wait until this server is leader, for at most `timeout`.
@@ -450,7 +492,11 @@ impl Replica {
     }
 
     /// Wait until the entry at `index` is applied here, for at most `timeout`.
-    pub async fn wait_for_applied(&self, index: u64, timeout: Duration) -> Result<(), ReplicationError> {
+    pub async fn wait_for_applied(
+        &self,
+        index: u64,
+        timeout: Duration,
+    ) -> Result<(), ReplicationError> {
         self.raft
             .wait(Some(timeout))
             .applied_index_at_least(Some(index), "wait for apply")
@@ -490,14 +536,15 @@ impl Replica {
             purged_index: m.purged.map(|l| l.index),
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
-            proposals_submitted: self.counters.submitted.load(Ordering::Relaxed),
-            proposals_dropped: self.counters.dropped.load(Ordering::Relaxed),
+            proposals_submitted: self.sink.submitted.load(Ordering::Relaxed),
+            proposals_rejected: self.sink.rejected.load(Ordering::Relaxed),
             proposals_queued: self.proposal_queue_capacity - self.proposals.capacity(),
             entries_applied: self.progress.normal_entries_applied.load(Ordering::Relaxed),
             log_fsyncs: fsyncs,
             log_entries_written: self.log_stats.entries_written.load(Ordering::Relaxed),
             log_bytes_written: self.log_stats.bytes_written.load(Ordering::Relaxed),
-            log_fsync_micros_avg: self.log_stats.fsync_micros_total.load(Ordering::Relaxed) / fsyncs.max(1),
+            log_fsync_micros_avg: self.log_stats.fsync_micros_total.load(Ordering::Relaxed)
+                / fsyncs.max(1),
             log_fsync_micros_max: self.log_stats.fsync_micros_max.load(Ordering::Relaxed),
             snapshots_built: self.progress.snapshots_built.load(Ordering::Relaxed),
             snapshots_installed: self.progress.snapshots_installed.load(Ordering::Relaxed),
@@ -506,7 +553,9 @@ impl Replica {
     }
 
     /// openraft's raw metrics channel (term, leader, log positions, replication progress).
-    pub fn raft_metrics(&self) -> openraft::type_config::alias::WatchReceiverOf<TypeConfig, RaftMetrics> {
+    pub fn raft_metrics(
+        &self,
+    ) -> openraft::type_config::alias::WatchReceiverOf<TypeConfig, RaftMetrics> {
         self.raft.metrics()
     }
 
@@ -528,11 +577,19 @@ impl Replica {
             return Ok(());
         }
         let _ = self.stop_proposer.send(true);
-        let proposer = self.proposer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let proposer = self
+            .proposer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(p) = proposer {
             let _ = p.await;
         }
-        let server = self.rpc_server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let server = self
+            .rpc_server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(s) = server {
             s.task.abort();
             let _ = s.task.await;
@@ -556,7 +613,12 @@ impl Drop for Replica {
     fn drop(&mut self) {
         if !self.stopped.load(Ordering::Acquire) {
             let _ = self.stop_proposer.send(true);
-            if let Some(s) = self.rpc_server.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(s) = self
+                .rpc_server
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
                 s.task.abort();
             }
         }
@@ -584,45 +646,13 @@ fn validate(cfg: &ReplicaConfig) -> Result<(), ReplicationError> {
         return bad("proposal_queue_capacity must be at least 1".into());
     }
     if !cfg.members.is_empty() && !cfg.members.contains_key(&cfg.node_id) {
-        return bad(format!("members do not include this server ({})", cfg.node_id));
+        return bad(format!(
+            "members do not include this server ({})",
+            cfg.node_id
+        ));
     }
     if !cfg.is_standalone() && cfg.listen_addr.is_none() {
         return bad("an ensemble member needs listen_addr".into());
     }
     Ok(())
-}
-
-/// Drains the proposal queue into Raft. One task for all proposals; never waits for a commit.
-async fn run_proposer(
-    raft: Raft,
-    mut rx: mpsc::Receiver<Bytes>,
-    mut stop: watch::Receiver<bool>,
-    counters: Arc<ProposerCounters>,
-) {
-    let mut batch = Vec::with_capacity(PROPOSAL_BATCH_MAX);
-    loop {
-        let n = tokio::select! {
-            n = rx.recv_many(&mut batch, PROPOSAL_BATCH_MAX) => n,
-            _ = stop.changed() => 0,
-        };
-        if n == 0 {
-            break;
-        }
-        if !raft.is_leader() {
-            // Openraft would reject them one by one with ForwardToLeader; nobody is waiting
-            // for that answer, so count and drop them here.
-            counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            tracing::warn!(count = n, "dropping proposals: this server lost leadership before submitting them");
-            batch.clear();
-            continue;
-        }
-        for payload in batch.drain(..) {
-            if let Err(e) = raft.client_write_ff(Payload(payload), None).await {
-                tracing::error!(error = %e, "raft stopped; the proposer exits");
-                return;
-            }
-        }
-        counters.submitted.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    tracing::debug!("proposer stopped");
 }

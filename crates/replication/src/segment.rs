@@ -87,7 +87,9 @@ pub(crate) fn check_record(buf: &[u8], expected_index: Option<u64>) -> RecordChe
     index_bytes.copy_from_slice(&buf[8..16]);
     let index = u64::from_le_bytes(index_bytes);
     if len > RECORD_PAYLOAD_MAX_BYTES {
-        return RecordCheck::Bad(format!("record length {len} exceeds the maximum {RECORD_PAYLOAD_MAX_BYTES}"));
+        return RecordCheck::Bad(format!(
+            "record length {len} exceeds the maximum {RECORD_PAYLOAD_MAX_BYTES}"
+        ));
     }
     if buf.len() < RECORD_HEADER_BYTES + len {
         return RecordCheck::Truncated;
@@ -95,7 +97,9 @@ pub(crate) fn check_record(buf: &[u8], expected_index: Option<u64>) -> RecordChe
     let payload = &buf[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len];
     let actual = record_crc(index, payload);
     if actual != crc {
-        return RecordCheck::Bad(format!("crc32c mismatch: stored {crc:#010x}, computed {actual:#010x}"));
+        return RecordCheck::Bad(format!(
+            "crc32c mismatch: stored {crc:#010x}, computed {actual:#010x}"
+        ));
     }
     if let Some(expected) = expected_index {
         if index != expected {
@@ -151,7 +155,10 @@ fn scan_bytes(bytes: &[u8], first_index: u64) -> ScannedSegment {
 
     let header_len = SEGMENT_HEADER_BYTES as usize;
     let header_problem = if bytes.len() < header_len {
-        Some(format!("file is {} bytes, shorter than the segment header", bytes.len()))
+        Some(format!(
+            "file is {} bytes, shorter than the segment header",
+            bytes.len()
+        ))
     } else if bytes[..8] != SEGMENT_MAGIC {
         Some("bad magic in segment header".to_string())
     } else if bytes[8..16] != first_index.to_le_bytes() {
@@ -185,7 +192,10 @@ fn scan_bytes(bytes: &[u8], first_index: u64) -> ScannedSegment {
                 scanned.damage = Some(Damage {
                     offset: pos as u64,
                     index: expected,
-                    reason: format!("record is cut short ({} bytes left in the file)", bytes.len() - pos),
+                    reason: format!(
+                        "record is cut short ({} bytes left in the file)",
+                        bytes.len() - pos
+                    ),
                     valid_record_follows: false,
                 });
                 break;
@@ -233,12 +243,17 @@ pub(crate) fn read_record(file: &File, offset: u64, index: u64) -> Result<Vec<u8
         .map_err(|e| format!("cannot read record header at byte {offset}: {e}"))?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if len > RECORD_PAYLOAD_MAX_BYTES {
-        return Err(format!("record at byte {offset} has length {len}, over the maximum"));
+        return Err(format!(
+            "record at byte {offset} has length {len}, over the maximum"
+        ));
     }
     let mut record = vec![0u8; RECORD_HEADER_BYTES + len];
     record[..RECORD_HEADER_BYTES].copy_from_slice(&header);
-    file.read_exact_at(&mut record[RECORD_HEADER_BYTES..], offset + RECORD_HEADER_BYTES as u64)
-        .map_err(|e| format!("cannot read record payload at byte {offset}: {e}"))?;
+    file.read_exact_at(
+        &mut record[RECORD_HEADER_BYTES..],
+        offset + RECORD_HEADER_BYTES as u64,
+    )
+    .map_err(|e| format!("cannot read record payload at byte {offset}: {e}"))?;
     match check_record(&record, Some(index)) {
         RecordCheck::Valid { .. } => {
             record.drain(..RECORD_HEADER_BYTES);

@@ -53,7 +53,10 @@ pub struct StoredSnapshot {
 }
 
 fn file_name(meta: &SnapshotMeta) -> String {
-    format!("{SNAPSHOT_PREFIX}{:020}", next_index(meta.last_log_id.as_ref()))
+    format!(
+        "{SNAPSHOT_PREFIX}{:020}",
+        next_index(meta.last_log_id.as_ref())
+    )
 }
 
 fn parse_file_name(name: &str) -> Option<u64> {
@@ -68,12 +71,21 @@ impl SnapshotStore {
     /// Open (or create) the snapshot directory. `retain` is raised to
     /// [`SNAP_RETAIN_COUNT_MIN`]. `deletion_floor` is updated whenever the set of kept snapshots
     /// changes.
-    pub fn open(dir: impl Into<PathBuf>, retain: usize, deletion_floor: Arc<AtomicU64>) -> Result<Self, SnapshotError> {
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        retain: usize,
+        deletion_floor: Arc<AtomicU64>,
+    ) -> Result<Self, SnapshotError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| SnapshotError::io("create snapshot directory", &dir, e))?;
-        durable::remove_tmp_files(&dir).map_err(|e| SnapshotError::io("clean snapshot directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SnapshotError::io("create snapshot directory", &dir, e))?;
+        durable::remove_tmp_files(&dir)
+            .map_err(|e| SnapshotError::io("clean snapshot directory", &dir, e))?;
         if retain < SNAP_RETAIN_COUNT_MIN {
-            tracing::warn!(retain, "snap_retain_count below {SNAP_RETAIN_COUNT_MIN}; using {SNAP_RETAIN_COUNT_MIN}");
+            tracing::warn!(
+                retain,
+                "snap_retain_count below {SNAP_RETAIN_COUNT_MIN}; using {SNAP_RETAIN_COUNT_MIN}"
+            );
         }
         let store = SnapshotStore {
             dir,
@@ -93,14 +105,16 @@ impl SnapshotStore {
     /// Snapshot files, newest first: (covered index count, path).
     pub fn list(&self) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
         let mut out = Vec::new();
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| SnapshotError::io("list snapshot directory", &self.dir, e))?;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| SnapshotError::io("list snapshot directory", &self.dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| SnapshotError::io("list snapshot directory", &self.dir, e))?;
+            let entry =
+                entry.map_err(|e| SnapshotError::io("list snapshot directory", &self.dir, e))?;
             if let Some(n) = parse_file_name(&entry.file_name().to_string_lossy()) {
                 out.push((n, entry.path()));
             }
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|s| std::cmp::Reverse(s.0));
         Ok(out)
     }
 
@@ -116,7 +130,11 @@ impl SnapshotStore {
         })?;
 
         let write = || -> std::io::Result<()> {
-            let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             let mut w = BufWriter::with_capacity(1 << 20, file);
             let mut crc = 0u32;
             let mut put = |w: &mut BufWriter<File>, bytes: &[u8]| -> std::io::Result<()> {
@@ -133,8 +151,10 @@ impl SnapshotStore {
             file.sync_all()
         };
         write().map_err(|e| SnapshotError::io("write snapshot", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| SnapshotError::io("rename snapshot into place", &path, e))?;
-        durable::fsync_dir(&self.dir).map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| SnapshotError::io("rename snapshot into place", &path, e))?;
+        durable::fsync_dir(&self.dir)
+            .map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
         tracing::info!(path = %path.display(), bytes = data.len(), "wrote snapshot");
         self.retain_newest()?;
         Ok(path)
@@ -153,12 +173,14 @@ impl SnapshotStore {
         let mut removed = false;
         for (m, path) in self.list()? {
             if m > n {
-                std::fs::remove_file(&path).map_err(|e| SnapshotError::io("remove snapshot", &path, e))?;
+                std::fs::remove_file(&path)
+                    .map_err(|e| SnapshotError::io("remove snapshot", &path, e))?;
                 removed = true;
             }
         }
         if removed {
-            durable::fsync_dir(&self.dir).map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
+            durable::fsync_dir(&self.dir)
+                .map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
             self.update_floor()?;
         }
         Ok(())
@@ -173,7 +195,8 @@ impl SnapshotStore {
                 Err(SnapshotError::Corrupt { path, reason }) => {
                     tracing::error!(path = %path.display(), %reason, "snapshot is corrupt; falling back to an older one");
                     let aside = PathBuf::from(format!("{}{CORRUPT_SUFFIX}", path.display()));
-                    std::fs::rename(&path, &aside).map_err(|e| SnapshotError::io("set aside corrupt snapshot", &path, e))?;
+                    std::fs::rename(&path, &aside)
+                        .map_err(|e| SnapshotError::io("set aside corrupt snapshot", &path, e))?;
                     self.update_floor()?;
                 }
                 Err(e) => return Err(e),
@@ -186,12 +209,14 @@ impl SnapshotStore {
         let all = self.list()?;
         let mut removed = false;
         for (_, path) in all.iter().skip(self.retain) {
-            std::fs::remove_file(path).map_err(|e| SnapshotError::io("remove old snapshot", path, e))?;
+            std::fs::remove_file(path)
+                .map_err(|e| SnapshotError::io("remove old snapshot", path, e))?;
             tracing::info!(path = %path.display(), "deleted an old snapshot");
             removed = true;
         }
         if removed {
-            durable::fsync_dir(&self.dir).map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
+            durable::fsync_dir(&self.dir)
+                .map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
         }
         self.update_floor()
     }
@@ -222,24 +247,33 @@ pub fn read_snapshot(path: &Path) -> Result<StoredSnapshot, SnapshotError> {
         return Err(corrupt("bad magic or file too short".into()));
     }
     let body_len = bytes.len() - 4;
-    let stored_crc = u32::from_le_bytes([bytes[body_len], bytes[body_len + 1], bytes[body_len + 2], bytes[body_len + 3]]);
+    let stored_crc = u32::from_le_bytes([
+        bytes[body_len],
+        bytes[body_len + 1],
+        bytes[body_len + 2],
+        bytes[body_len + 3],
+    ]);
     let actual_crc = crc32c::crc32c(&bytes[..body_len]);
     if stored_crc != actual_crc {
-        return Err(corrupt(format!("crc32c mismatch: stored {stored_crc:#010x}, computed {actual_crc:#010x}")));
+        return Err(corrupt(format!(
+            "crc32c mismatch: stored {stored_crc:#010x}, computed {actual_crc:#010x}"
+        )));
     }
     let meta_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
     let meta_end = 12 + meta_len;
     if meta_end + 8 > body_len {
         return Err(corrupt("metadata length runs past the end".into()));
     }
-    let meta: SnapshotMeta =
-        postcard::from_bytes(&bytes[12..meta_end]).map_err(|e| corrupt(format!("cannot decode metadata: {e}")))?;
+    let meta: SnapshotMeta = postcard::from_bytes(&bytes[12..meta_end])
+        .map_err(|e| corrupt(format!("cannot decode metadata: {e}")))?;
     let mut len_bytes = [0u8; 8];
     len_bytes.copy_from_slice(&bytes[meta_end..meta_end + 8]);
     let data_len = u64::from_le_bytes(len_bytes) as usize;
     let data_start = meta_end + 8;
     if data_start + data_len != body_len {
-        return Err(corrupt(format!("data length {data_len} does not match the file size")));
+        return Err(corrupt(format!(
+            "data length {data_len} does not match the file size"
+        )));
     }
     let data = bytes[data_start..body_len].to_vec();
     Ok(StoredSnapshot {

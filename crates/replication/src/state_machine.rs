@@ -21,6 +21,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
 use openraft::OptionalSend;
 
+use crate::proposer::Rejection;
 use crate::snapshot_store::SnapshotStore;
 use crate::types::next_index;
 use crate::types::LogId;
@@ -45,6 +46,13 @@ pub trait Applier: Send + Sync + 'static {
     /// Replace the whole state with a snapshot's bytes (at start, or when the leader sends a
     /// snapshot to a lagging follower).
     fn restore(&self, data: &[u8]) -> Result<(), String>;
+
+    /// A payload this server accepted in [`crate::Replica::propose`] will not be applied
+    /// through it; see [`Rejection`] for what each case means for the client. Called from
+    /// the Raft task or the proposer task: must not block. The default ignores it.
+    fn rejected(&self, payload: &[u8], rejection: Rejection) {
+        let _ = (payload, rejection);
+    }
 }
 
 /// Progress counters shared with the [`crate::Replica`], for metrics and
@@ -75,7 +83,11 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// A state machine that has applied nothing yet; openraft restores the newest snapshot
     /// into it at start.
-    pub fn new(applier: Arc<dyn Applier>, snapshots: Arc<SnapshotStore>, progress: Arc<ApplyProgress>) -> Self {
+    pub fn new(
+        applier: Arc<dyn Applier>,
+        snapshots: Arc<SnapshotStore>,
+        progress: Arc<ApplyProgress>,
+    ) -> Self {
         StateMachineStore {
             applier,
             snapshots,
@@ -103,17 +115,21 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta = self.meta.clone();
         let data = std::mem::take(&mut self.data);
         let snapshots = self.snapshots.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
-            snapshots.save(&meta, &data).map(|_| (meta, data))
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("snapshot writer task failed: {e}")))?
-        .map_err(io::Error::other)?;
-        self.progress.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let (meta, data) =
+            tokio::task::spawn_blocking(move || snapshots.save(&meta, &data).map(|_| (meta, data)))
+                .await
+                .map_err(|e| io::Error::other(format!("snapshot writer task failed: {e}")))?
+                .map_err(io::Error::other)?;
+        self.progress
+            .snapshots_built
+            .fetch_add(1, Ordering::Relaxed);
         self.progress
             .snapshot_next
             .store(next_index(meta.last_log_id.as_ref()), Ordering::Relaxed);
-        Ok(Snapshot { meta, snapshot: data })
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
     }
 }
 
@@ -140,7 +156,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id;
@@ -156,15 +174,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(payload) => {
-                    self.applier.apply(log_id.leader_id.term, log_id.index, &payload.0);
-                    self.progress.normal_entries_applied.fetch_add(1, Ordering::Relaxed);
+                    self.applier
+                        .apply(log_id.leader_id.term, log_id.index, &payload.0);
+                    self.progress
+                        .normal_entries_applied
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 EntryPayload::Membership(m) => {
                     self.last_membership = StoredMembership::new(Some(log_id), m);
                 }
             }
             self.last_applied = Some(log_id);
-            self.progress.applied_next.store(log_id.index + 1, Ordering::Release);
+            self.progress
+                .applied_next
+                .store(log_id.index + 1, Ordering::Release);
             if let Some(r) = responder {
                 r.send(());
             }
@@ -180,16 +203,25 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.capture()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
-        self.applier
-            .restore(&snapshot)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("the state machine rejected snapshot {meta}: {e}")))?;
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        self.applier.restore(&snapshot).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the state machine rejected snapshot {meta}: {e}"),
+            )
+        })?;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.progress
             .applied_next
             .store(next_index(meta.last_log_id.as_ref()), Ordering::Release);
-        self.progress.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+        self.progress
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
         self.progress
             .snapshot_next
             .store(next_index(meta.last_log_id.as_ref()), Ordering::Relaxed);

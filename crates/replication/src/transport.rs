@@ -40,7 +40,11 @@ pub(crate) enum RpcRequest {
     Append(openraft::raft::AppendEntriesRequest<TypeConfig>),
     Vote(openraft::raft::VoteRequest<TypeConfig>),
     PreVote(openraft::raft::VoteRequest<TypeConfig>),
-    Snapshot { vote: Vote, meta: SnapshotMeta, data: Vec<u8> },
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
     TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
 }
 
@@ -74,7 +78,10 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, body: &[u8]) -> io::Re
     if body.len() > FRAME_BYTES_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes exceeds the {FRAME_BYTES_MAX}-byte limit", body.len()),
+            format!(
+                "frame of {} bytes exceeds the {FRAME_BYTES_MAX}-byte limit",
+                body.len()
+            ),
         ));
     }
     w.write_all(&(body.len() as u32).to_be_bytes()).await?;
@@ -106,7 +113,10 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io
 /// One connection to one peer, opened on first use and reopened after a failure.
 pub(crate) struct RpcClient {
     addr: String,
-    stream: Option<(BufReader<tokio::net::tcp::OwnedReadHalf>, BufWriter<tokio::net::tcp::OwnedWriteHalf>)>,
+    stream: Option<(
+        BufReader<tokio::net::tcp::OwnedReadHalf>,
+        BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    )>,
     buf: Vec<u8>,
 }
 
@@ -120,7 +130,11 @@ impl RpcClient {
     }
 
     /// Send `req` and wait for its response, for at most `timeout`.
-    pub(crate) async fn call(&mut self, req: &RpcRequest, timeout: Duration) -> Result<RpcResponse, CallError> {
+    pub(crate) async fn call(
+        &mut self,
+        req: &RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, CallError> {
         match tokio::time::timeout(timeout, self.call_inner(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
@@ -141,10 +155,12 @@ impl RpcClient {
     async fn call_inner(&mut self, req: &RpcRequest) -> Result<RpcResponse, CallError> {
         let addr = self.addr.clone();
         if self.stream.is_none() {
-            let s = TcpStream::connect(&addr).await.map_err(|source| CallError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
+            let s = TcpStream::connect(&addr)
+                .await
+                .map_err(|source| CallError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
             let _ = s.set_nodelay(true);
             let (r, w) = s.into_split();
             self.stream = Some((BufReader::new(r), BufWriter::new(w)));
@@ -170,10 +186,11 @@ impl RpcClient {
                 source: io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"),
             });
         }
-        let resp: RpcResponse = postcard::from_bytes(&self.buf).map_err(|e| CallError::Protocol {
-            addr: addr.clone(),
-            message: format!("cannot decode response: {e}"),
-        })?;
+        let resp: RpcResponse =
+            postcard::from_bytes(&self.buf).map_err(|e| CallError::Protocol {
+                addr: addr.clone(),
+                message: format!("cannot decode response: {e}"),
+            })?;
         if let RpcResponse::Error(message) = resp {
             return Err(CallError::Remote { addr, message });
         }
@@ -227,11 +244,19 @@ async fn serve_connection(stream: TcpStream, raft: Raft) -> io::Result<()> {
     let mut w = BufWriter::new(w);
     let mut buf = Vec::new();
     while read_frame(&mut r, &mut buf).await? {
-        let req: RpcRequest = postcard::from_bytes(&buf)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cannot decode request: {e}")))?;
+        let req: RpcRequest = postcard::from_bytes(&buf).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot decode request: {e}"),
+            )
+        })?;
         let resp = handle(&raft, req).await;
-        let body = postcard::to_allocvec(&resp)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cannot encode response: {e}")))?;
+        let body = postcard::to_allocvec(&resp).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot encode response: {e}"),
+            )
+        })?;
         write_frame(&mut w, &body).await?;
     }
     Ok(())
@@ -252,7 +277,10 @@ async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
             Err(e) => RpcResponse::Error(e.to_string()),
         },
         RpcRequest::Snapshot { vote, meta, data } => {
-            let snapshot = crate::types::Snapshot { meta, snapshot: data };
+            let snapshot = crate::types::Snapshot {
+                meta,
+                snapshot: data,
+            };
             match raft.install_full_snapshot(vote, snapshot).await {
                 Ok(r) => RpcResponse::Snapshot(r),
                 Err(e) => RpcResponse::Error(e.to_string()),

@@ -9,19 +9,40 @@ use serde::Deserializer;
 use serde::Serialize;
 use serde::Serializer;
 
-openraft::declare_raft_types!(
-    /// Corral's Raft types: node ids are ZooKeeper server ids (`myid`), one leader per term
-    /// (standard Raft leader ids, so a term maps to exactly one ZooKeeper epoch), and the
-    /// payload of a normal entry is opaque bytes that only the server's [`crate::Applier`]
-    /// understands.
-    pub TypeConfig:
-        D = Payload,
-        R = (),
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        Term = u64,
-        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-);
+use crate::proposer::ProposalResponder;
+
+/// Corral's Raft types: node ids are ZooKeeper server ids (`myid`), one leader per term
+/// (standard Raft leader ids, so a term maps to exactly one ZooKeeper epoch), the payload of a
+/// normal entry is opaque bytes that only the server's [`crate::Applier`] understands, and
+/// proposals carry a [`ProposalResponder`] that reports the ones that will not be applied.
+///
+/// Written out rather than with `declare_raft_types!`, which cannot set `Responder<T>`.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = Payload;
+    type R = ();
+    type NodeId = u64;
+    type Node = openraft::BasicNode;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    #[allow(deprecated)] // the non-deprecated path needs a direct dependency on openraft-rt-tokio
+    type AsyncRuntime = openraft::impls::TokioRuntime;
+    type Responder<T>
+        = ProposalResponder<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
 
 /// The bytes of one proposal, as stored in a normal log entry.
 ///
@@ -67,7 +88,10 @@ impl<'de> Deserialize<'de> for Payload {
                 Ok(Payload(Bytes::from(v)))
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Payload, A::Error> {
                 let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(b) = seq.next_element::<u8>()? {
                     bytes.push(b);

@@ -24,14 +24,18 @@ use openraft::StorageError;
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("tempdir");
         let floor = Arc::new(AtomicU64::new(u64::MAX));
         let mut opts = LogStoreOptions::new(dir.path().join("log"));
         opts.segment_max_bytes = 256;
         opts.deletion_floor = floor.clone();
         let log = LogStore::open(opts).expect("open log store");
-        let snaps = Arc::new(SnapshotStore::open(dir.path().join("snap"), 3, floor).expect("open snapshots"));
+        let snaps = Arc::new(
+            SnapshotStore::open(dir.path().join("snap"), 3, floor).expect("open snapshots"),
+        );
         let sm = StateMachineStore::new(
             Arc::new(common::VecApplier::default()),
             snaps,
@@ -60,7 +64,10 @@ async fn log_store_and_state_machine_pass_the_openraft_storage_suite() {
     run!(failures, get_membership_from_empty_log_and_sm);
     run!(failures, get_initial_state_without_init);
     run!(failures, get_initial_state_membership_from_empty_log_and_sm);
-    run!(failures, get_initial_state_membership_from_log_insm_is_smaller);
+    run!(
+        failures,
+        get_initial_state_membership_from_log_insm_is_smaller
+    );
     run!(failures, get_initial_state_with_state);
     run!(failures, get_initial_state_last_log_gt_sm);
     run!(failures, get_initial_state_log_ids);
@@ -88,6 +95,8 @@ async fn log_store_and_state_machine_pass_the_openraft_storage_suite() {
     run!(failures, snapshot_meta_optional);
     run!(failures, apply_single);
     run!(failures, apply_multiple);
-    S::transfer_snapshot(&Builder).await.expect("transfer_snapshot");
+    S::transfer_snapshot(&Builder)
+        .await
+        .expect("transfer_snapshot");
     assert!(failures.is_empty(), "{failures:#?}");
 }

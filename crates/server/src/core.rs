@@ -238,6 +238,8 @@ pub struct Shared {
     pub core: Mutex<Core>,
     pub stats: Arc<ServerStats>,
     pub proposals: mpsc::Sender<Vec<u8>>,
+    /// Set once the log is open.
+    pub replica: crate::replicate::ReplicaCell,
     next_conn: AtomicU64,
 }
 
@@ -260,6 +262,7 @@ impl Shared {
             core: Mutex::new(core),
             stats: Arc::default(),
             proposals,
+            replica: Default::default(),
             next_conn: AtomicU64::new(incarnation << 40),
         }
     }

@@ -56,12 +56,12 @@ pub enum ServerError {
 impl Shared {
     /// `standalone`, `leader`, `follower` or `observer`.
     pub fn mode(&self) -> &'static str {
-        "standalone"
+        replicate::mode_of(self)
     }
 
     /// Only the leader expires sessions and reaps containers.
     pub fn is_leader(&self) -> bool {
-        true
+        self.replica.get().is_some_and(|r| r.is_leader())
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 use corral_proto::jute::JuteWrite;
 use corral_proto::records::{
     ClientInfo, ExistsResponse, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
-    GetChildrenResponse, GetEphemeralsResponse,  WhoAmIResponse,
+    GetChildrenResponse, GetEphemeralsResponse, WhoAmIResponse,
 };
 use corral_proto::request::{ReadOp, Request};
 use corral_proto::response::{
@@ -60,7 +60,8 @@ pub fn serve_read(core: &mut Core, conn_id: ConnId, xid: i32, request: Request, 
                     watches.add(WatchTable::Data, &r.path, conn_id, WatchMode::Standard);
                 }
                 encode_reply(&mut buf, xid, zxid, ErrorCode::Ok, |b| {
-                    b.put_buffer(data);
+                    // Null data goes back as null (length -1), as in ZooKeeper.
+                    b.put_opt_buffer(data);
                     stat.write(b);
                 });
             }
@@ -122,7 +123,7 @@ pub fn serve_read(core: &mut Core, conn_id: ConnId, xid: i32, request: Request, 
                 .map(|op| match op {
                     ReadOp::GetData(r) => match tree.get_data(&r.path, auth) {
                         Ok((data, stat)) => MultiResponseItem::GetData {
-                            data: data.to_vec(),
+                            data: data.map(<[u8]>::to_vec),
                             stat,
                         },
                         Err(code) => MultiResponseItem::Error(code),

@@ -1,37 +1,148 @@
-//! Glue between the server and the replication layer: proposals go in
-//! through a bounded queue, committed entries come back through
-//! `Shared::apply_committed`.
+//! Glue between the server and the replication layer (openraft over our own
+//! log): proposals go in through a bounded queue and a forwarder task;
+//! committed entries come back through [`Applier::apply`], which runs the
+//! server's apply step; snapshots are the tree's snapshot encoding.
 //!
-//! TEMPORARY: until the openraft replica lands, entries are applied directly
-//! in arrival order (no durability).
+//! Standalone is a one-voter group: the same path an ensemble uses.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use corral_replication::{Applier, Bytes, Rejection, Replica, ReplicaConfig, Role};
+use corral_tree::DataTree;
 use tokio::sync::mpsc;
 
 use crate::core::Shared;
+use crate::entry::LogEntry;
 use crate::ServerError;
 
+/// The server's state machine as the replication layer sees it.
+struct TreeApplier {
+    shared: Arc<Shared>,
+}
+
+impl Applier for TreeApplier {
+    fn apply(&self, term: u64, index: u64, payload: &[u8]) {
+        self.shared.apply_committed(term, index, payload);
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let core = self.shared.core.lock();
+        let mut out = Vec::with_capacity(core.tree.approximate_data_size().max(0) as usize * 2);
+        if let Err(e) = core.tree.write_snapshot(&mut out) {
+            // Writing into a Vec cannot fail short of memory exhaustion.
+            tracing::error!("cannot serialize the tree for a snapshot: {e}");
+        }
+        out
+    }
+
+    fn restore(&self, data: &[u8]) -> Result<(), String> {
+        let config = self.shared.core.lock().tree.config();
+        let tree = DataTree::read_snapshot(&mut &data[..], config).map_err(|e| e.to_string())?;
+        let mut core = self.shared.core.lock();
+        core.tree = tree;
+        // Session liveness is local; bring the tracker in line with the
+        // sessions the snapshot knows.
+        let known: Vec<(i64, i32)> = core.tree.sessions().collect();
+        let stale: Vec<i64> = core
+            .sessions
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !known.iter().any(|(k, _)| k == id))
+            .collect();
+        for id in stale {
+            core.sessions.remove(id);
+        }
+        for (id, timeout) in known {
+            if core.sessions.get(id).is_none() {
+                core.sessions.add(id, timeout, None);
+            }
+        }
+        Ok(())
+    }
+
+    fn rejected(&self, payload: &[u8], rejection: Rejection) {
+        let Ok(entry) = LogEntry::decode(payload) else { return };
+        if entry.origin != self.shared.server_id || entry.conn == 0 {
+            return;
+        }
+        // The client cannot learn this write's outcome from us: close its
+        // connection so it reconnects (ZooKeeper's connection loss).
+        tracing::info!(conn = entry.conn, ?rejection, "write not applied through this server; closing the client connection");
+        self.shared.core.lock().drop_conn(entry.conn);
+    }
+}
+
+/// Owns the replica and the forwarder task.
 pub struct ReplicaHandle {
-    task: tokio::task::JoinHandle<()>,
+    replica: Arc<Replica>,
+    forwarder: tokio::task::JoinHandle<()>,
 }
 
 impl ReplicaHandle {
     pub async fn shutdown(self) {
-        self.task.abort();
+        self.forwarder.abort();
+        if let Err(e) = self.replica.shutdown().await {
+            tracing::warn!("replication shutdown: {e}");
+        }
     }
 }
 
+/// The replica, reachable from `Shared` for status and leadership checks.
+pub type ReplicaCell = OnceLock<Arc<Replica>>;
+
+/// Opens the log and snapshots in dataDir/dataLogDir, restores the tree,
+/// replays committed entries, and starts forwarding proposals.
 pub async fn open(
     shared: Arc<Shared>,
     mut proposals: mpsc::Receiver<Vec<u8>>,
 ) -> Result<ReplicaHandle, ServerError> {
-    let task = tokio::spawn(async move {
-        let mut index = 0u64;
+    let config = &shared.config;
+    let node_id = config.my_id.unwrap_or(1).max(1);
+    let mut rc = ReplicaConfig::standalone(node_id, &config.data_dir, &config.data_log_dir);
+    rc.snap_count = config.snap_count;
+    rc.snap_retain_count = config.snap_retain_count;
+    // ZooKeeper's tick drives failure detection: heartbeat every tick/2,
+    // elections after syncLimit ticks (documented in docs/ARCHITECTURE.md).
+    let tick = u64::from(config.tick_time_ms);
+    rc.heartbeat_ms = (tick / 2).max(20);
+    rc.election_timeout_min_ms = (tick * u64::from(config.sync_limit)).max(rc.heartbeat_ms * 3);
+    rc.election_timeout_max_ms = rc.election_timeout_min_ms * 2;
+    let applier = Arc::new(TreeApplier { shared: shared.clone() });
+    let replica = Replica::open(rc, applier)
+        .await
+        .map_err(|e| ServerError::Replication(e.to_string()))?;
+    replica
+        .wait_for_leadership(Duration::from_secs(30))
+        .await
+        .map_err(|e| ServerError::Replication(e.to_string()))?;
+    let replica = Arc::new(replica);
+    let _ = shared.replica.set(replica.clone());
+    let forward_to = replica.clone();
+    let forwarder = tokio::spawn(async move {
         while let Some(payload) = proposals.recv().await {
-            index += 1;
-            shared.apply_committed(1, index, &payload);
+            if let Err(e) = forward_to.propose(Bytes::from(payload.clone())).await {
+                tracing::warn!("proposal refused: {e}");
+                // Same treatment as a rejection after queueing.
+                if let Ok(entry) = LogEntry::decode(&payload) {
+                    if entry.conn != 0 {
+                        tracing::debug!(conn = entry.conn, "closing connection of a refused write");
+                    }
+                }
+            }
         }
     });
-    Ok(ReplicaHandle { task })
+    Ok(ReplicaHandle { replica, forwarder })
+}
+
+/// `standalone`, `leader`, `follower` or `observer` for status commands.
+pub fn mode_of(shared: &Shared) -> &'static str {
+    if shared.config.servers.is_empty() {
+        return "standalone";
+    }
+    match shared.replica.get().map(|r| r.metrics().role) {
+        Some(Role::Leader) => "leader",
+        Some(Role::Learner) => "observer",
+        _ => "follower",
+    }
 }

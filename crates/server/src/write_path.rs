@@ -97,7 +97,13 @@ fn create_op(op: CreateOp) -> TxnOp {
         (Some(mode), CreateKind::CreateContainer) if !mode.is_ttl() => CreateMode::Container,
         (Some(mode), _) => mode,
     };
-    TxnOp::Create { path: op.path, data: op.data, acl: op.acl, mode, ttl_ms: op.ttl_ms }
+    TxnOp::Create {
+        path: op.path,
+        data: op.data,
+        acl: op.acl,
+        mode,
+        ttl_ms: op.ttl_ms,
+    }
 }
 
 /// A create inside a multi, rebuilt from its flags as ZooKeeper's
@@ -120,7 +126,16 @@ fn multi_create_op(op: CreateOp) -> (TxnOp, CreateKind) {
         (CreateKind::Create2, _) => (CreateKind::Create2, -1),
         _ => (CreateKind::Create, -1),
     };
-    (TxnOp::Create { path: op.path, data: op.data, acl: op.acl, mode, ttl_ms }, kind)
+    (
+        TxnOp::Create {
+            path: op.path,
+            data: op.data,
+            acl: op.acl,
+            mode,
+            ttl_ms,
+        },
+        kind,
+    )
 }
 
 /// Stamps a txn with the proposing server's wall clock (the only clock the

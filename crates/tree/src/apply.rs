@@ -53,7 +53,7 @@ impl NodeView {
             aversion: node.aversion,
             num_children: node.num_children(),
             ephemeral_owner: node.ephemeral_owner,
-            data_len: node.data.len(),
+            data_len: node.data_len(),
         }
     }
 }
@@ -69,7 +69,7 @@ struct Overlay {
 enum Plan<'a> {
     Create {
         path: String,
-        data: &'a [u8],
+        data: Option<&'a [u8]>,
         acl: Arc<Vec<Acl>>,
         ephemeral_owner: i64,
     },
@@ -78,7 +78,7 @@ enum Plan<'a> {
     },
     SetData {
         path: &'a str,
-        data: &'a [u8],
+        data: Option<&'a [u8]>,
         version: i32,
     },
     SetAcl {
@@ -267,13 +267,13 @@ impl DataTree {
                 acl,
                 mode,
                 ttl_ms,
-            } => self.check_create(ctx, overlay, path, data, acl, *mode, *ttl_ms),
+            } => self.check_create(ctx, overlay, path, data.as_deref(), acl, *mode, *ttl_ms),
             TxnOp::Delete { path, version } => self.check_delete(ctx, overlay, path, *version),
             TxnOp::SetData {
                 path,
                 data,
                 version,
-            } => self.check_set_data(ctx, overlay, path, data, *version),
+            } => self.check_set_data(ctx, overlay, path, data.as_deref(), *version),
             TxnOp::SetAcl { path, acl, version } => {
                 self.check_set_acl(ctx, overlay, path, acl, *version)
             }
@@ -296,7 +296,7 @@ impl DataTree {
         ctx: &Ctx<'_>,
         overlay: &Overlay,
         path: &'a str,
-        data: &'a [u8],
+        data: Option<&'a [u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
@@ -341,7 +341,7 @@ impl DataTree {
         {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        self.check_quota(&path, data.len() as i64, 1)?;
+        self.check_quota(&path, data_len(data) as i64, 1)?;
         let ephemeral_owner = if mode.is_container() {
             CONTAINER_OWNER
         } else if mode.is_ttl() {
@@ -385,7 +385,7 @@ impl DataTree {
         ctx: &Ctx<'_>,
         overlay: &Overlay,
         path: &'a str,
-        data: &'a [u8],
+        data: Option<&'a [u8]>,
         version: i32,
     ) -> Result<Plan<'a>, ErrorCode> {
         if !validate_path(path) {
@@ -393,7 +393,7 @@ impl DataTree {
         }
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
         require(&node.acl, ctx.auth, perms::WRITE)?;
-        self.check_quota(path, data.len() as i64 - node.data_len as i64, 0)?;
+        self.check_quota(path, data_len(data) as i64 - node.data_len as i64, 0)?;
         let version = check_version(node.version, version)?;
         Ok(Plan::SetData {
             path,
@@ -482,7 +482,7 @@ impl DataTree {
                     aversion: 0,
                     num_children: 0,
                     ephemeral_owner: *ephemeral_owner,
-                    data_len: data.len(),
+                    data_len: data_len(*data),
                 };
                 overlay.changes.insert(path.clone(), Some(node));
             }
@@ -504,7 +504,7 @@ impl DataTree {
             } => {
                 if let Some(mut node) = self.view(overlay, path) {
                     node.version = *version;
-                    node.data_len = data.len();
+                    node.data_len = data_len(*data);
                     overlay.changes.insert((*path).to_owned(), Some(node));
                 }
             }
@@ -569,7 +569,7 @@ impl DataTree {
         &mut self,
         ctx: &Ctx<'_>,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &Arc<Vec<Acl>>,
         ephemeral_owner: i64,
         triggers: &mut Vec<WatchTrigger>,
@@ -598,9 +598,9 @@ impl DataTree {
         parent.pzxid = parent.pzxid.max(ctx.zxid);
         let parent_acl = Arc::clone(&parent.acl);
         self.nodes.insert(path.into(), node);
-        self.data_size += node_size(path, data.len());
+        self.data_size += node_size(path, data_len(data));
         self.index_node(path, ephemeral_owner);
-        self.quota_after_create(path, parent_path, name, data.len());
+        self.quota_after_create(path, parent_path, name, data_len(data));
         triggers.push(WatchTrigger {
             path: path.to_owned(),
             event: EventType::NodeCreated,
@@ -632,9 +632,9 @@ impl DataTree {
         parent.pzxid = parent.pzxid.max(zxid);
         let parent_acl = Arc::clone(&parent.acl);
         self.acls.release(&node.acl);
-        self.data_size -= node_size(path, node.data.len());
+        self.data_size -= node_size(path, node.data_len());
         self.unindex_node(path, node.ephemeral_owner);
-        self.quota_after_delete(path, parent_path, name, node.data.len());
+        self.quota_after_delete(path, parent_path, name, node.data_len());
         triggers.push(WatchTrigger {
             path: path.to_owned(),
             event: EventType::NodeDeleted,
@@ -652,7 +652,7 @@ impl DataTree {
         &mut self,
         ctx: &Ctx<'_>,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
         triggers: &mut Vec<WatchTrigger>,
     ) -> Stat {
@@ -661,15 +661,15 @@ impl DataTree {
             .nodes
             .get_mut(canonical(path))
             .unwrap_or_else(|| broken(path, "vanished before setData"));
-        let old_len = node.data.len();
-        node.data = data.into();
+        let old_len = node.data_len();
+        node.data = data.map(Box::from);
         node.version = version;
         node.mzxid = ctx.zxid;
         node.mtime = ctx.time_ms;
         let stat = node.stat(extended);
         let acl = Arc::clone(&node.acl);
-        self.data_size += data.len() as i64 - old_len as i64;
-        self.quota_after_set_data(path, old_len, data.len());
+        self.data_size += data_len(data) as i64 - old_len as i64;
+        self.quota_after_set_data(path, old_len, data_len(data));
         triggers.push(WatchTrigger {
             path: path.to_owned(),
             event: EventType::NodeDataChanged,
@@ -692,6 +692,11 @@ impl DataTree {
         self.acls.release(&old);
         stat
     }
+}
+
+/// Length of znode data; null counts as 0 bytes (Stat, quotas, data size).
+fn data_len(data: Option<&[u8]>) -> usize {
+    data.map_or(0, <[u8]>::len)
 }
 
 /// A checked plan met a tree that disagrees with its check: a bug in this
@@ -733,7 +738,7 @@ mod tests {
     fn create_seq(tree: &mut DataTree, zxid: i64, path: &str) -> TxnResult {
         let op = TxnOp::Create {
             path: path.into(),
-            data: vec![],
+            data: Some(vec![]),
             acl: Acl::open_unsafe(),
             mode: CreateMode::PersistentSequential,
             ttl_ms: -1,

@@ -56,7 +56,10 @@ pub(crate) fn ttl_owner(ttl_ms: i64) -> i64 {
 /// A znode. The path is the key of the tree's map, not stored here.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Node {
-    pub(crate) data: Box<[u8]>,
+    /// `None` when the node was created or last set with null data (jute
+    /// length -1): ZooKeeper keeps null apart from empty, and getData answers
+    /// null for it. `Box<[u8]>` is non-null, so the `Option` costs nothing.
+    pub(crate) data: Option<Box<[u8]>>,
     /// Interned through the tree's `AclTable`.
     pub(crate) acl: Arc<Vec<Acl>>,
     /// Child names (not paths), sorted.
@@ -77,14 +80,14 @@ pub(crate) struct Node {
 impl Node {
     /// A node created by a transaction at `zxid`, `time_ms`.
     pub(crate) fn new(
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: Arc<Vec<Acl>>,
         ephemeral_owner: i64,
         zxid: i64,
         time_ms: i64,
     ) -> Node {
         Node {
-            data: data.into(),
+            data: data.map(Box::from),
             acl,
             children: BTreeSet::new(),
             czxid: zxid,
@@ -97,6 +100,22 @@ impl Node {
             cversion: 0,
             aversion: 0,
         }
+    }
+
+    /// The data, `None` when it is null.
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        self.data.as_deref()
+    }
+
+    /// The data as bytes, null read as empty (quota and stats nodes).
+    pub(crate) fn data_bytes(&self) -> &[u8] {
+        self.data().unwrap_or_default()
+    }
+
+    /// Data length in bytes; null counts as 0, as in ZooKeeper's Stat,
+    /// quotas and data size.
+    pub(crate) fn data_len(&self) -> usize {
+        self.data_bytes().len()
     }
 
     pub(crate) fn num_children(&self) -> i32 {
@@ -123,7 +142,7 @@ impl Node {
             cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.aversion,
             ephemeral_owner,
-            data_length: i32::try_from(self.data.len()).unwrap_or(i32::MAX),
+            data_length: i32::try_from(self.data_len()).unwrap_or(i32::MAX),
             num_children,
             pzxid: self.pzxid,
         }
@@ -158,7 +177,7 @@ mod tests {
 
     #[test]
     fn visible_cversion_counts_creates_and_deletes() {
-        let mut node = Node::new(b"", Arc::new(Acl::open_unsafe()), 0, 1, 0);
+        let mut node = Node::new(Some(b""), Arc::new(Acl::open_unsafe()), 0, 1, 0);
         node.cversion = 2;
         node.children.insert("b".into());
         // Two creates, one delete: clients see 3.
@@ -166,10 +185,34 @@ mod tests {
     }
 
     #[test]
+    fn null_data_stays_null_and_has_length_zero() {
+        let null = Node::new(None, Arc::new(Acl::open_unsafe()), 0, 1, 0);
+        assert_eq!(null.data(), None);
+        assert_eq!(null.stat(false).data_length, 0);
+        let empty = Node::new(Some(b""), Arc::new(Acl::open_unsafe()), 0, 1, 0);
+        assert_eq!(empty.data(), Some(&b""[..]));
+        assert_eq!(empty.stat(false).data_length, 0);
+    }
+
+    #[test]
+    fn remembering_null_data_costs_no_bytes_per_node() {
+        assert_eq!(
+            std::mem::size_of::<Option<Box<[u8]>>>(),
+            std::mem::size_of::<Box<[u8]>>()
+        );
+    }
+
+    #[test]
     fn containers_and_ttl_nodes_show_owner_zero() {
-        let container = Node::new(b"", Arc::new(Acl::open_unsafe()), CONTAINER_OWNER, 1, 0);
+        let container = Node::new(
+            Some(b""),
+            Arc::new(Acl::open_unsafe()),
+            CONTAINER_OWNER,
+            1,
+            0,
+        );
         assert_eq!(container.stat(true).ephemeral_owner, 0);
-        let ttl = Node::new(b"", Arc::new(Acl::open_unsafe()), ttl_owner(10), 1, 0);
+        let ttl = Node::new(Some(b""), Arc::new(Acl::open_unsafe()), ttl_owner(10), 1, 0);
         assert_eq!(ttl.stat(true).ephemeral_owner, 0);
     }
 }

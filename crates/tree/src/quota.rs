@@ -185,7 +185,7 @@ impl DataTree {
         let Some(limits) = self.node(&limit_path(&root)) else {
             return Ok(());
         };
-        let limits = StatsTrack::parse(&limits.data);
+        let limits = StatsTrack::parse(limits.data_bytes());
         let check_count =
             count_diff != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
         let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.byte_hard_limit() > -1);
@@ -195,7 +195,7 @@ impl DataTree {
         let Some(usage) = self.node(&stat_path(&root)) else {
             return Ok(());
         };
-        let usage = StatsTrack::parse(&usage.data);
+        let usage = StatsTrack::parse(usage.data_bytes());
         // Soft limits only log in ZooKeeper; only hard limits refuse.
         if check_count
             && limits.count_hard_limit() > -1
@@ -270,7 +270,7 @@ impl DataTree {
         let Some(node) = self.node(&stat_path) else {
             return;
         };
-        let mut usage = StatsTrack::parse(&node.data);
+        let mut usage = StatsTrack::parse(node.data_bytes());
         usage.set_count(usage.count().saturating_add(count_diff));
         usage.set_bytes(usage.bytes().saturating_add(bytes_diff));
         self.overwrite_data_quietly(&stat_path, usage.to_string().into_bytes());
@@ -300,7 +300,7 @@ impl DataTree {
                 continue;
             };
             count += 1;
-            bytes = bytes.saturating_add(len_i64(node.data.len()));
+            bytes = bytes.saturating_add(len_i64(node.data_len()));
             pending.extend(
                 node.children
                     .iter()
@@ -316,9 +316,9 @@ impl DataTree {
         let Some(node) = self.nodes.get_mut(canonical(path)) else {
             return;
         };
-        let old_len = node.data.len();
-        node.data = data.into_boxed_slice();
-        self.data_size = self.data_size - len_i64(old_len) + len_i64(node.data.len());
+        let old_len = node.data_len();
+        node.data = Some(data.into_boxed_slice());
+        self.data_size = self.data_size - len_i64(old_len) + len_i64(node.data_len());
     }
 
     /// The registered quota roots, as the trie normalises them (`/a/b`).

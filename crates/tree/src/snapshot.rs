@@ -25,7 +25,8 @@ use crate::path::{join, validate_path};
 use crate::tree::{DataTree, TreeConfig};
 
 const MAGIC: &[u8; 8] = b"CRLTREE\n";
-const FORMAT: u32 = 1;
+/// 2: node data may be null (`NodeRecord::data` is an `Option`).
+const FORMAT: u32 = 2;
 /// No record is near this; a larger length means a corrupt stream.
 const RECORD_BYTES_MAX: u32 = 1 << 30;
 
@@ -71,7 +72,8 @@ enum Record<'a> {
 #[derive(Debug, Serialize, Deserialize)]
 struct NodeRecord<'a> {
     path: Cow<'a, str>,
-    data: Cow<'a, [u8]>,
+    /// `None` for null data.
+    data: Option<Cow<'a, [u8]>>,
     /// Index into the ACL records.
     acl: u32,
     czxid: i64,
@@ -174,7 +176,7 @@ fn into_owned(record: Record<'_>) -> Record<'static> {
         },
         Record::Node(node) => Record::Node(NodeRecord {
             path: Cow::Owned(node.path.into_owned()),
-            data: Cow::Owned(node.data.into_owned()),
+            data: node.data.map(|data| Cow::Owned(data.into_owned())),
             ..node
         }),
         Record::End => Record::End,
@@ -231,7 +233,7 @@ impl DataTree {
                 .ok_or_else(|| io::Error::other(format!("the ACL of {path} is not interned")))?;
             writer.write(&Record::Node(NodeRecord {
                 path: Cow::Borrowed(&path),
-                data: Cow::Borrowed(&node.data),
+                data: node.data().map(Cow::Borrowed),
                 acl,
                 czxid: node.czxid,
                 mzxid: node.mzxid,
@@ -319,7 +321,7 @@ impl DataTree {
                 reader.corrupt(format!("{} names unknown ACL {}", record.path, record.acl))
             })?;
             let node = Node {
-                data: record.data.into_owned().into_boxed_slice(),
+                data: record.data.map(|data| data.into_owned().into_boxed_slice()),
                 acl: tree.acls.acquire(acl),
                 children: Default::default(),
                 czxid: record.czxid,

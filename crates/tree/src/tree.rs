@@ -64,7 +64,7 @@ impl DataTree {
             ("/zookeeper/config", &read_only),
         ] {
             let acl = tree.acls.acquire(acl);
-            let mut node = Node::new(b"", acl, 0, 0, 0);
+            let mut node = Node::new(Some(b""), acl, 0, 0, 0);
             if path == "/zookeeper/config" {
                 node.aversion = -1;
             }
@@ -106,7 +106,7 @@ impl DataTree {
         } else if self.nodes.contains_key("/") {
             return false;
         }
-        self.data_size += node_size(path, node.data.len());
+        self.data_size += node_size(path, node.data_len());
         self.index_node(path, node.ephemeral_owner);
         self.nodes.insert(path.into(), node);
         true
@@ -176,10 +176,11 @@ impl DataTree {
             .map(|node| node.stat(self.config.extended_types_enabled))
     }
 
-    /// getData: NoNode, then READ → NoAuth.
-    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(&[u8], Stat), ErrorCode> {
+    /// getData: NoNode, then READ → NoAuth. The data is `None` when it is
+    /// null (created or set with a null buffer); its Stat's dataLength is 0.
+    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<&[u8]>, Stat), ErrorCode> {
         let node = self.readable(path, auth, perms::READ)?;
-        Ok((&node.data, node.stat(self.config.extended_types_enabled)))
+        Ok((node.data(), node.stat(self.config.extended_types_enabled)))
     }
 
     /// getChildren / getChildren2: child names (sorted; ZooKeeper's order is
@@ -309,7 +310,7 @@ impl DataTree {
         let (mut containers, mut ttls) = (BTreeSet::new(), BTreeSet::new());
         for (path, node) in &self.nodes {
             let path: &str = path;
-            size += node_size(path, node.data.len());
+            size += node_size(path, node.data_len());
             *acl_users.entry(node.acl.as_slice()).or_default() += 1;
             assert_eq!(node.num_children() as usize, node.children.len());
             for child in &node.children {

@@ -32,10 +32,11 @@ pub enum TxnOp {
     /// ephemerals in one zxid.
     CloseSession,
     /// create, create2, createContainer, createTTL. `ttl_ms` is the request's
-    /// ttl for createTTL and -1 otherwise.
+    /// ttl for createTTL and -1 otherwise. `data` is `None` when the client
+    /// sent null; the node then reads back as null.
     Create {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         mode: CreateMode,
         ttl_ms: i64,
@@ -44,9 +45,10 @@ pub enum TxnOp {
         path: String,
         version: i32,
     },
+    /// `data` is `None` when the client sent null.
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     SetAcl {

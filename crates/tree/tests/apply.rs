@@ -30,7 +30,7 @@ fn a_fresh_tree_has_the_system_nodes_with_zookeepers_stats() {
     assert_eq!((quota.cversion, quota.num_children), (0, 0));
     assert_eq!(tree.stat("").unwrap(), root, "the root alias");
     let (config, config_stat) = tree.get_data("/zookeeper/config", &[]).unwrap();
-    assert!(config.is_empty());
+    assert_eq!(config, Some(&b""[..]), "empty, not null");
     assert_eq!(config_stat.data_length, 0);
     let (config_acl, _) = tree.get_acl("/zookeeper/config", &[]).unwrap();
     assert_eq!(config_acl, vec![acl(perms::READ, "world", "anyone")]);
@@ -220,7 +220,7 @@ fn create_checks_in_zookeepers_order() {
             "invalid ACL before missing parent",
             TxnOp::Create {
                 path: "/nope/x".into(),
-                data: vec![],
+                data: Some(vec![]),
                 acl: bad_acl,
                 mode: CreateMode::Persistent,
                 ttl_ms: -1,
@@ -231,7 +231,7 @@ fn create_checks_in_zookeepers_order() {
             "empty ACL",
             TxnOp::Create {
                 path: "/p/x".into(),
-                data: vec![],
+                data: Some(vec![]),
                 acl: vec![],
                 mode: CreateMode::Persistent,
                 ttl_ms: -1,
@@ -462,7 +462,34 @@ fn set_data_bumps_version_mzxid_and_mtime_even_for_the_same_bytes() {
             stat: d.tree.stat("/n").unwrap()
         }
     );
-    assert_eq!(d.tree.get_data("/n", &[]).unwrap().0, b"longer");
+    assert_eq!(d.tree.get_data("/n", &[]).unwrap().0, Some(&b"longer"[..]));
+}
+
+#[test]
+fn null_data_reads_back_as_null_and_empty_data_as_empty_both_with_length_zero() {
+    let mut d = Driver::new();
+    d.apply(create_null("/null"));
+    d.apply(create("/empty", b"", CreateMode::Persistent));
+    let (data, stat) = d.tree.get_data("/null", &[]).unwrap();
+    assert_eq!((data, stat.data_length), (None, 0));
+    let (data, stat) = d.tree.get_data("/empty", &[]).unwrap();
+    assert_eq!((data, stat.data_length), (Some(&b""[..]), 0));
+
+    d.apply(set_data_null("/empty", -1));
+    assert_eq!(d.tree.get_data("/empty", &[]).unwrap().0, None);
+    d.apply(set_data("/null", b"now", -1));
+    let (data, stat) = d.tree.get_data("/null", &[]).unwrap();
+    assert_eq!((data, stat.data_length), (Some(&b"now"[..]), 3));
+    d.apply(set_data("/null", b"", -1));
+    assert_eq!(d.tree.get_data("/null", &[]).unwrap().0, Some(&b""[..]));
+
+    let outcome = d.apply(TxnOp::Multi(vec![
+        create_null("/m"),
+        set_data_null("/null", -1),
+    ]));
+    assert!(matches!(outcome.result, TxnResult::Multi(_)));
+    assert_eq!(d.tree.get_data("/m", &[]).unwrap().0, None);
+    assert_eq!(d.tree.get_data("/null", &[]).unwrap().0, None);
 }
 
 #[test]
@@ -719,7 +746,7 @@ fn a_multi_delete_then_recreate_of_the_same_path_works() {
     };
     assert_eq!(results[0], MultiOpResult::Deleted);
     assert!(matches!(&results[1], MultiOpResult::Created { path, .. } if path == "/n"));
-    assert_eq!(d.tree.get_data("/n", &[]).unwrap().0, b"new");
+    assert_eq!(d.tree.get_data("/n", &[]).unwrap().0, Some(&b"new"[..]));
     let result = d.result(TxnOp::Multi(vec![delete("/n", -1), delete("/n", -1)]));
     assert_eq!(
         result,

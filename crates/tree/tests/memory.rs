@@ -40,7 +40,7 @@ fn a_znode_costs_far_less_memory_than_in_apache_zookeeper() {
         zxid += 1;
         let op = TxnOp::Create {
             path,
-            data: b"0123456789".to_vec(),
+            data: Some(b"0123456789".to_vec()),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl_ms: -1,

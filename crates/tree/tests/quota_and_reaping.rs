@@ -7,7 +7,13 @@ use corral_proto::{CreateMode, ErrorCode, EventType};
 use corral_tree::{MultiOpResult, StatsTrack, TreeConfig, TxnOp, TxnResult};
 
 fn data_of(d: &Driver, path: &str) -> String {
-    String::from_utf8(d.tree.get_data(path, &[]).unwrap().0.to_vec()).unwrap()
+    let data = d
+        .tree
+        .get_data(path, &[])
+        .unwrap()
+        .0
+        .expect("data, not null");
+    String::from_utf8(data.to_vec()).unwrap()
 }
 
 /// `/a` holding `/a/x` (5 bytes), with a quota whose limits text is `limits`.
@@ -48,8 +54,17 @@ fn quota_usage_follows_creates_deletes_and_set_data_without_touching_the_stats_n
     assert_eq!(data_of(&d, stats_path), "count=3,bytes=8");
     d.apply(set_data("/a/y", b"abcdef", -1));
     assert_eq!(data_of(&d, stats_path), "count=3,bytes=11");
+    d.apply(set_data_null("/a/y", -1));
+    assert_eq!(
+        data_of(&d, stats_path),
+        "count=3,bytes=5",
+        "null counts as 0 bytes"
+    );
     d.apply(delete("/a/y", -1));
     assert_eq!(data_of(&d, stats_path), "count=2,bytes=5");
+    d.apply(create_null("/a/z"));
+    assert_eq!(data_of(&d, stats_path), "count=3,bytes=5");
+    d.apply(delete("/a/z", -1));
     let after = d.stat(stats_path);
     assert_eq!(
         (after.version, after.mzxid, after.mtime),

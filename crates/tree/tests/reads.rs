@@ -147,6 +147,19 @@ fn node_count_and_data_size_follow_writes() {
 }
 
 #[test]
+fn null_data_counts_as_zero_bytes_in_the_data_size() {
+    let mut d = Driver::new();
+    let size = d.tree.approximate_data_size();
+    d.apply(create_null("/abc"));
+    assert_eq!(d.tree.approximate_data_size(), size + 4);
+    d.apply(set_data("/abc", b"12", -1));
+    d.apply(set_data_null("/abc", -1));
+    assert_eq!(d.tree.approximate_data_size(), size + 4);
+    d.apply(delete("/abc", -1));
+    assert_eq!(d.tree.approximate_data_size(), size);
+}
+
+#[test]
 fn check_acl_is_usable_for_watch_filtering() {
     let open = vec![acl(perms::ALL, "world", "anyone")];
     assert!(check_acl(&open, &[], perms::READ));

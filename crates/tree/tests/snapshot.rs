@@ -68,6 +68,9 @@ fn snapshot_round_trip_keeps_every_part_of_the_state() {
         ],
     ));
     d.apply(set_data("/a/data", b"changed", -1));
+    d.apply(create_null("/a/null"));
+    d.apply(create("/a/was-set-null", b"x", CreateMode::Persistent));
+    d.apply(set_data_null("/a/was-set-null", -1));
     d.apply(TxnOp::SetAcl {
         path: "/a".into(),
         acl: vec![acl(perms::ALL, "world", "anyone")],
@@ -97,6 +100,9 @@ fn snapshot_round_trip_keeps_every_part_of_the_state() {
     assert_eq!(restored.get_ephemerals(SESSION, "/"), ["/a/e0000000002"]);
     assert_eq!(restored.quota_roots().collect::<Vec<_>>(), ["/a"]);
     assert_eq!(restored.stat("/a"), d.tree.stat("/a"));
+    assert_eq!(restored.get_data("/a/null", &[]).unwrap().0, None);
+    assert_eq!(restored.get_data("/a/was-set-null", &[]).unwrap().0, None);
+    assert_eq!(restored.get_data("/c", &[]).unwrap().0, Some(&b""[..]));
     assert_eq!(restored.node_count(), d.tree.node_count());
     assert_eq!(
         restored.approximate_data_size(),
@@ -141,6 +147,19 @@ fn a_snapshot_with_wrong_magic_or_cut_short_is_refused() {
     let last = garbage.len() - 1;
     garbage[last] = 0x77;
     assert!(DataTree::read_snapshot(&mut &garbage[..], TreeConfig::default()).is_err());
+}
+
+#[test]
+fn a_snapshot_of_format_1_from_before_null_data_is_refused_by_its_format() {
+    let mut bytes = snapshot_bytes(&DataTree::new(TreeConfig::default()));
+    // Magic (8), record length (4), Header variant (postcard varint 0), then
+    // the format as a varint.
+    assert_eq!((bytes[12], bytes[13]), (0, 2));
+    bytes[13] = 1;
+    assert!(matches!(
+        DataTree::read_snapshot(&mut &bytes[..], TreeConfig::default()),
+        Err(SnapshotError::UnsupportedFormat(1))
+    ));
 }
 
 // ---- random op sequences -----------------------------------------------
@@ -190,10 +209,12 @@ fn mode() -> impl Strategy<Value = (CreateMode, i64)> {
     ]
 }
 
-fn data() -> impl Strategy<Value = Vec<u8>> {
+/// Znode data: null, empty or not, and quota limits.
+fn data() -> impl Strategy<Value = Option<Vec<u8>>> {
     prop_oneof![
-        3 => prop::collection::vec(any::<u8>(), 0..8),
-        1 => Just(b"count=-1,bytes=-1=;countHardLimit=4;byteHardLimit=20".to_vec()),
+        1 => Just(None),
+        3 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Some),
+        1 => Just(Some(b"count=-1,bytes=-1=;countHardLimit=4;byteHardLimit=20".to_vec())),
     ]
 }
 

@@ -5,17 +5,24 @@
 use std::sync::Mutex;
 
 use corral_replication::Applier;
+use corral_replication::Rejection;
 
 /// An applier whose state is the list of applied payloads (with their term and index).
 #[derive(Default)]
 pub struct VecApplier {
     pub applied: Mutex<Vec<(u64, u64, Vec<u8>)>>,
     pub restores: Mutex<u64>,
+    pub rejected: Mutex<Vec<(Vec<u8>, Rejection)>>,
 }
 
 impl VecApplier {
     pub fn payloads(&self) -> Vec<Vec<u8>> {
-        self.applied.lock().unwrap().iter().map(|(_, _, p)| p.clone()).collect()
+        self.applied
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, p)| p.clone())
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -25,11 +32,18 @@ impl VecApplier {
     pub fn entries(&self) -> Vec<(u64, u64, Vec<u8>)> {
         self.applied.lock().unwrap().clone()
     }
+
+    pub fn take_rejected(&self) -> Vec<(Vec<u8>, Rejection)> {
+        std::mem::take(&mut *self.rejected.lock().unwrap())
+    }
 }
 
 impl Applier for VecApplier {
     fn apply(&self, term: u64, index: u64, payload: &[u8]) {
-        self.applied.lock().unwrap().push((term, index, payload.to_vec()));
+        self.applied
+            .lock()
+            .unwrap()
+            .push((term, index, payload.to_vec()));
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -41,5 +55,12 @@ impl Applier for VecApplier {
         *self.applied.lock().unwrap() = v;
         *self.restores.lock().unwrap() += 1;
         Ok(())
+    }
+
+    fn rejected(&self, payload: &[u8], rejection: Rejection) {
+        self.rejected
+            .lock()
+            .unwrap()
+            .push((payload.to_vec(), rejection));
     }
 }

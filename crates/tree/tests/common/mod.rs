@@ -69,7 +69,7 @@ impl Driver {
 pub fn create(path: &str, data: &[u8], mode: CreateMode) -> TxnOp {
     TxnOp::Create {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,
@@ -79,7 +79,7 @@ pub fn create(path: &str, data: &[u8], mode: CreateMode) -> TxnOp {
 pub fn create_acl(path: &str, acl: Vec<Acl>) -> TxnOp {
     TxnOp::Create {
         path: path.into(),
-        data: Vec::new(),
+        data: Some(Vec::new()),
         acl,
         mode: CreateMode::Persistent,
         ttl_ms: -1,
@@ -89,7 +89,7 @@ pub fn create_acl(path: &str, acl: Vec<Acl>) -> TxnOp {
 pub fn create_ttl(path: &str, mode: CreateMode, ttl_ms: i64) -> TxnOp {
     TxnOp::Create {
         path: path.into(),
-        data: Vec::new(),
+        data: Some(Vec::new()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms,
@@ -106,7 +106,27 @@ pub fn delete(path: &str, version: i32) -> TxnOp {
 pub fn set_data(path: &str, data: &[u8], version: i32) -> TxnOp {
     TxnOp::SetData {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
+        version,
+    }
+}
+
+/// A persistent create with null data (the wire's length -1).
+pub fn create_null(path: &str) -> TxnOp {
+    TxnOp::Create {
+        path: path.into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: -1,
+    }
+}
+
+/// A setData with null data.
+pub fn set_data_null(path: &str, version: i32) -> TxnOp {
+    TxnOp::SetData {
+        path: path.into(),
+        data: None,
         version,
     }
 }
