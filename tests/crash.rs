@@ -12,11 +12,19 @@ use std::time::{Duration, Instant};
 use zookeeper_client as zk;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_server(cfg: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_corral"))
         .arg("server")
         .arg(cfg)
@@ -69,7 +77,9 @@ async fn acknowledged_writes_survive_sigkill() {
     for round in 0..3 {
         let mut server = Killed(spawn_server(&cfg, &log));
         wait_for_port(addr, &mut server.0);
-        let client = zk::Client::connect(&addr.to_string()).await.expect("connect");
+        let client = zk::Client::connect(&addr.to_string())
+            .await
+            .expect("connect");
 
         // Everything acknowledged in earlier rounds is still there.
         for path in &acked_total {
@@ -81,7 +91,11 @@ async fn acknowledged_writes_survive_sigkill() {
         }
         if round == 0 {
             client
-                .create("/crash", b"", &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()))
+                .create(
+                    "/crash",
+                    b"",
+                    &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+                )
                 .await
                 .unwrap();
         }
@@ -109,15 +123,23 @@ async fn acknowledged_writes_survive_sigkill() {
             let _ = tokio::time::timeout(Duration::from_secs(20), w).await;
         }
         let acked = std::mem::take(&mut *acked.lock());
-        assert!(!acked.is_empty(), "round {round}: no write was acknowledged before the kill");
+        assert!(
+            !acked.is_empty(),
+            "round {round}: no write was acknowledged before the kill"
+        );
         acked_total.extend(acked);
     }
 
     let mut server = Killed(spawn_server(&cfg, &log));
     wait_for_port(addr, &mut server.0);
-    let client = zk::Client::connect(&addr.to_string()).await.expect("connect");
+    let client = zk::Client::connect(&addr.to_string())
+        .await
+        .expect("connect");
     for path in &acked_total {
-        assert!(client.check_stat(path).await.unwrap().is_some(), "acknowledged write {path} lost");
+        assert!(
+            client.check_stat(path).await.unwrap().is_some(),
+            "acknowledged write {path} lost"
+        );
     }
     let children = client.list_children("/crash").await.unwrap();
     assert!(children.len() >= acked_total.len());

@@ -35,7 +35,11 @@ impl TestServer {
         let config = ServerConfig::from_properties(&props).expect("config");
         let server = corral_server::start(config).await.expect("server starts");
         let addr = server.client_addr.to_string();
-        TestServer { server: Some(server), addr, _dir: dir }
+        TestServer {
+            server: Some(server),
+            addr,
+            _dir: dir,
+        }
     }
 
     async fn client(&self) -> zk::Client {
@@ -55,7 +59,9 @@ impl TestServer {
 
 async fn four_letter(addr: &str, word: &str) -> String {
     let (addr, word) = (addr.to_string(), word.to_string());
-    tokio::task::spawn_blocking(move || four_letter_blocking(&addr, &word)).await.unwrap()
+    tokio::task::spawn_blocking(move || four_letter_blocking(&addr, &word))
+        .await
+        .unwrap()
 }
 
 fn four_letter_blocking(addr: &str, word: &str) -> String {
@@ -88,17 +94,29 @@ async fn create_get_set_delete_keep_zookeeper_stat_semantics() {
     assert_eq!(set.version, 1);
     assert!(set.mzxid > stat.mzxid);
     assert_eq!(set.czxid, stat.czxid);
-    assert_eq!(client.set_data("/a", b"x", Some(0)).await.unwrap_err(), zk::Error::BadVersion);
+    assert_eq!(
+        client.set_data("/a", b"x", Some(0)).await.unwrap_err(),
+        zk::Error::BadVersion
+    );
 
     client.create("/a/b", b"", &persistent()).await.unwrap();
-    assert_eq!(client.delete("/a", None).await.unwrap_err(), zk::Error::NotEmpty);
+    assert_eq!(
+        client.delete("/a", None).await.unwrap_err(),
+        zk::Error::NotEmpty
+    );
     client.delete("/a/b", None).await.unwrap();
     let (_, parent) = client.get_data("/a").await.unwrap();
-    assert_eq!(parent.cversion, 2, "a child create and a child delete each raise cversion");
+    assert_eq!(
+        parent.cversion, 2,
+        "a child create and a child delete each raise cversion"
+    );
     assert_eq!(parent.num_children, 0);
     client.delete("/a", Some(1)).await.unwrap();
     assert_eq!(client.get_data("/a").await.unwrap_err(), zk::Error::NoNode);
-    assert_eq!(client.create("/a", b"", &persistent()).await.map(|_| ()), Ok(()));
+    assert_eq!(
+        client.create("/a", b"", &persistent()).await.map(|_| ()),
+        Ok(())
+    );
     server.stop().await;
 }
 
@@ -130,7 +148,9 @@ async fn ephemeral_nodes_vanish_when_their_session_closes_and_watchers_hear_it()
     assert_eq!(stat.ephemeral_owner, owner.session_id().0);
     let (_, _, watch) = watcher.get_and_watch_data("/e").await.unwrap();
     drop(owner);
-    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed()).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed())
+        .await
+        .unwrap();
     assert_eq!(event.event_type, zk::EventType::NodeDeleted);
     assert_eq!(event.path, "/e");
     assert_eq!(watcher.check_stat("/e").await.unwrap(), None);
@@ -145,13 +165,21 @@ async fn a_watch_fires_once_then_must_be_set_again() {
     a.create("/w", b"0", &persistent()).await.unwrap();
     let (_, _, watch) = b.get_and_watch_data("/w").await.unwrap();
     a.set_data("/w", b"1", None).await.unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(5), watch.changed()).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), watch.changed())
+        .await
+        .unwrap();
     assert_eq!(event.event_type, zk::EventType::NodeDataChanged);
     // No watch now: a second change must not fire; a child watch fires on create.
-    let (_, child_watch) = b.get_and_watch_children("/w").await.map(|(c, _, w)| (c, w)).unwrap();
+    let (_, child_watch) = b
+        .get_and_watch_children("/w")
+        .await
+        .map(|(c, _, w)| (c, w))
+        .unwrap();
     a.set_data("/w", b"2", None).await.unwrap();
     a.create("/w/c", b"", &persistent()).await.unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(5), child_watch.changed()).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), child_watch.changed())
+        .await
+        .unwrap();
     assert_eq!(event.event_type, zk::EventType::NodeChildrenChanged);
     assert_eq!(event.path, "/w");
     server.stop().await;
@@ -163,14 +191,19 @@ async fn persistent_recursive_watches_see_every_descendant() {
     let a = server.client().await;
     let b = server.client().await;
     a.create("/r", b"", &persistent()).await.unwrap();
-    let mut watcher = b.watch("/r", zk::AddWatchMode::PersistentRecursive).await.unwrap();
+    let mut watcher = b
+        .watch("/r", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
     a.create("/r/x", b"", &persistent()).await.unwrap();
     a.create("/r/x/y", b"", &persistent()).await.unwrap();
     a.set_data("/r/x/y", b"v", None).await.unwrap();
     a.delete("/r/x/y", None).await.unwrap();
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let e = tokio::time::timeout(Duration::from_secs(5), watcher.changed()).await.unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(5), watcher.changed())
+            .await
+            .unwrap();
         seen.push((e.event_type, e.path));
     }
     assert_eq!(
@@ -201,7 +234,11 @@ async fn multi_is_atomic_and_reports_each_operation() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(client.check_stat("/m1").await.unwrap(), None, "nothing of a failed multi applies");
+    assert_eq!(
+        client.check_stat("/m1").await.unwrap(),
+        None,
+        "nothing of a failed multi applies"
+    );
     let mut writer = client.new_multi_writer();
     writer.add_create("/m1", b"", &persistent()).unwrap();
     writer.add_create("/m1/c", b"x", &persistent()).unwrap();
@@ -224,8 +261,14 @@ async fn digest_acls_refuse_other_identities() {
     let (acl, _) = owner.get_acl("/secret").await.unwrap();
     assert_eq!(acl[0].auth_id().id(), "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=");
     let stranger = server.client().await;
-    assert_eq!(stranger.get_data("/secret").await.unwrap_err(), zk::Error::NoAuth);
-    assert_eq!(stranger.set_data("/secret", b"x", None).await.unwrap_err(), zk::Error::NoAuth);
+    assert_eq!(
+        stranger.get_data("/secret").await.unwrap_err(),
+        zk::Error::NoAuth
+    );
+    assert_eq!(
+        stranger.set_data("/secret", b"x", None).await.unwrap_err(),
+        zk::Error::NoAuth
+    );
     assert_eq!(owner.get_data("/secret").await.unwrap().0, b"s");
     server.stop().await;
 }
@@ -289,7 +332,8 @@ async fn a_wrong_password_is_told_the_session_expired() {
         let session_id = i64::from_be_bytes(reply[8..16].try_into().unwrap());
         assert_ne!(session_id, 0);
         let mut s2 = raw_connect(&addr);
-        s2.write_all(&connect_request(session_id, &[7; 16])).unwrap();
+        s2.write_all(&connect_request(session_id, &[7; 16]))
+            .unwrap();
         let reply = read_frame(&mut s2).unwrap();
         assert_eq!(&reply[4..8], &0i32.to_be_bytes(), "timeout 0 means expired");
         assert_eq!(&reply[8..16], &0i64.to_be_bytes());
@@ -331,7 +375,10 @@ async fn bad_input_closes_the_connection_and_the_server_keeps_serving() {
     .await
     .unwrap();
     let client = server.client().await;
-    client.create("/still-alive", b"", &persistent()).await.unwrap();
+    client
+        .create("/still-alive", b"", &persistent())
+        .await
+        .unwrap();
     server.stop().await;
 }
 
@@ -355,7 +402,11 @@ async fn ephemeral_nodes_vanish_when_the_session_expires() {
         req[16..20].copy_from_slice(&1i32.to_be_bytes());
         s.write_all(&req).unwrap();
         let reply = read_frame(&mut s).unwrap();
-        assert_eq!(&reply[4..8], &1000i32.to_be_bytes(), "timeout clamped to 2 x tickTime");
+        assert_eq!(
+            &reply[4..8],
+            &1000i32.to_be_bytes(),
+            "timeout clamped to 2 x tickTime"
+        );
         let create = corral_proto::request::Request::Create(corral_proto::request::CreateOp {
             kind: corral_proto::request::CreateKind::Create,
             path: "/silent".into(),
@@ -373,9 +424,14 @@ async fn ephemeral_nodes_vanish_when_the_session_expires() {
     .unwrap();
     let (_, _, watch) = watcher.get_and_watch_data("/silent").await.unwrap();
     let started = std::time::Instant::now();
-    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed()).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed())
+        .await
+        .unwrap();
     assert_eq!(event.event_type, zk::EventType::NodeDeleted);
-    assert!(started.elapsed() >= Duration::from_millis(500), "expired too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "expired too early"
+    );
     drop(silent);
     server.stop().await;
 }
@@ -388,11 +444,17 @@ async fn empty_containers_are_reaped_after_their_last_child_goes() {
     client.create("/c", b"", &container).await.unwrap();
     client.create("/c/child", b"", &persistent()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(client.check_stat("/c").await.unwrap().is_some(), "a container with a child stays");
+    assert!(
+        client.check_stat("/c").await.unwrap().is_some(),
+        "a container with a child stays"
+    );
     client.delete("/c/child", None).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while client.check_stat("/c").await.unwrap().is_some() {
-        assert!(std::time::Instant::now() < deadline, "empty container was not reaped");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "empty container was not reaped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.stop().await;
@@ -411,7 +473,10 @@ async fn max_client_cnxns_limits_connections_per_address() {
         read_frame(&mut b).unwrap();
         let mut c = raw_connect(&addr);
         let _ = c.write_all(&connect_request(0, &[0; 16]));
-        assert!(read_frame(&mut c).is_none(), "the third connection is closed at accept");
+        assert!(
+            read_frame(&mut c).is_none(),
+            "the third connection is closed at accept"
+        );
     })
     .await
     .unwrap();
@@ -443,12 +508,19 @@ async fn reconnecting_with_the_session_keeps_ephemerals() {
         let mut s2 = raw_connect(&addr);
         s2.write_all(&connect_request(session_id, &passwd)).unwrap();
         let reply = read_frame(&mut s2).unwrap();
-        assert_eq!(i64::from_be_bytes(reply[8..16].try_into().unwrap()), session_id);
+        assert_eq!(
+            i64::from_be_bytes(reply[8..16].try_into().unwrap()),
+            session_id
+        );
         s2
     })
     .await
     .unwrap();
-    let stat = checker.check_stat("/mine").await.unwrap().expect("ephemeral kept");
+    let stat = checker
+        .check_stat("/mine")
+        .await
+        .unwrap()
+        .expect("ephemeral kept");
     assert_ne!(stat.ephemeral_owner, 0);
     server.stop().await;
 }

@@ -493,7 +493,17 @@ fn is_write_opcode(opcode: i32) -> bool {
     use corral_proto::OpCode::*;
     matches!(
         corral_proto::OpCode::from_code(opcode),
-        Some(Create | Create2 | CreateContainer | CreateTtl | Delete | SetData | SetAcl | Check | Multi)
+        Some(
+            Create
+                | Create2
+                | CreateContainer
+                | CreateTtl
+                | Delete
+                | SetData
+                | SetAcl
+                | Check
+                | Multi
+        )
     )
 }
 

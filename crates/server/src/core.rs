@@ -216,6 +216,20 @@ impl Core {
         }
     }
 
+    /// Closes every connection that waits for a write to be applied (used
+    /// when the log refuses proposals: their outcome cannot be known here).
+    pub fn drop_conns_with_pending_writes(&mut self) {
+        let waiting: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.pending.iter().any(|p| matches!(p, Pending::Write { .. })))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.drop_conn(id);
+        }
+    }
+
     /// Closes a connection's socket and forgets it and its watches.
     pub fn drop_conn(&mut self, conn_id: ConnId) {
         if let Some(mut conn) = self.conns.remove(&conn_id) {

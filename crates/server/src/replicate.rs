@@ -62,13 +62,19 @@ impl Applier for TreeApplier {
     }
 
     fn rejected(&self, payload: &[u8], rejection: Rejection) {
-        let Ok(entry) = LogEntry::decode(payload) else { return };
+        let Ok(entry) = LogEntry::decode(payload) else {
+            return;
+        };
         if entry.origin != self.shared.server_id || entry.conn == 0 {
             return;
         }
         // The client cannot learn this write's outcome from us: close its
         // connection so it reconnects (ZooKeeper's connection loss).
-        tracing::info!(conn = entry.conn, ?rejection, "write not applied through this server; closing the client connection");
+        tracing::info!(
+            conn = entry.conn,
+            ?rejection,
+            "write not applied through this server; closing the client connection"
+        );
         self.shared.core.lock().drop_conn(entry.conn);
     }
 }
@@ -108,7 +114,9 @@ pub async fn open(
     rc.heartbeat_ms = (tick / 2).max(20);
     rc.election_timeout_min_ms = (tick * u64::from(config.sync_limit)).max(rc.heartbeat_ms * 3);
     rc.election_timeout_max_ms = rc.election_timeout_min_ms * 2;
-    let applier = Arc::new(TreeApplier { shared: shared.clone() });
+    let applier = Arc::new(TreeApplier {
+        shared: shared.clone(),
+    });
     let replica = Replica::open(rc, applier)
         .await
         .map_err(|e| ServerError::Replication(e.to_string()))?;
@@ -119,16 +127,15 @@ pub async fn open(
     let replica = Arc::new(replica);
     let _ = shared.replica.set(replica.clone());
     let forward_to = replica.clone();
+    let refused_by = shared.clone();
     let forwarder = tokio::spawn(async move {
         while let Some(payload) = proposals.recv().await {
-            if let Err(e) = forward_to.propose(Bytes::from(payload.clone())).await {
+            if let Err(e) = forward_to.propose(Bytes::from(payload)).await {
+                // The payload is gone with the error; a connection waiting
+                // on it would wait forever, so close every connection that
+                // has writes in flight (the clients see a connection loss).
                 tracing::warn!("proposal refused: {e}");
-                // Same treatment as a rejection after queueing.
-                if let Ok(entry) = LogEntry::decode(&payload) {
-                    if entry.conn != 0 {
-                        tracing::debug!(conn = entry.conn, "closing connection of a refused write");
-                    }
-                }
+                refused_by.core.lock().drop_conns_with_pending_writes();
             }
         }
     });
