@@ -172,6 +172,7 @@ pub fn serve_waiting_reads(core: &mut Core, conn_id: u64) {
         };
         match conn.pending.front() {
             Some(Pending::Read { .. }) | Some(Pending::Ready(_)) => {}
+            Some(Pending::Sync { ready: true, .. }) => {}
             _ => return,
         }
         match conn.pending.pop_front() {
@@ -179,11 +180,33 @@ pub fn serve_waiting_reads(core: &mut Core, conn_id: u64) {
                 xid,
                 request,
                 received,
+            })
+            | Some(Pending::Sync {
+                xid,
+                request,
+                received,
+                ..
             }) => serve_read(core, conn_id, xid, request, received),
             Some(Pending::Ready(frame)) => conn.send(frame),
             _ => return,
         }
     }
+}
+
+/// Marks a connection's `sync` as caught up and serves what can go out.
+pub fn sync_done(core: &mut Core, conn_id: u64, sync_xid: i32) {
+    let Some(conn) = core.conns.get_mut(&conn_id) else {
+        return;
+    };
+    for pending in conn.pending.iter_mut() {
+        if let Pending::Sync { xid, ready, .. } = pending {
+            if *xid == sync_xid && !*ready {
+                *ready = true;
+                break;
+            }
+        }
+    }
+    serve_waiting_reads(core, conn_id);
 }
 
 fn multi_item(

@@ -276,7 +276,7 @@ async fn read_loop(
                 .packets_received
                 .fetch_add(1, Ordering::Relaxed);
             match handle_frame(shared, conn_id, &frame, field_len_max).await {
-                Continue::Yes | Continue::Propose(_) => {}
+                Continue::Yes | Continue::Propose(_) | Continue::Sync(_) => {}
                 Continue::No(reason) => return reason,
             }
         }
@@ -296,6 +296,9 @@ enum Continue {
     No(String),
     /// Go on after handing this entry to the log.
     Propose(Vec<u8>),
+    /// Go on; the `sync` with this xid completes once the leader's read
+    /// index is applied here.
+    Sync(i32),
 }
 
 async fn handle_frame(
@@ -309,6 +312,24 @@ async fn handle_frame(
             if shared.proposals.send(payload).await.is_err() {
                 return Continue::No("the server is shutting down".into());
             }
+            Continue::Yes
+        }
+        Continue::Sync(xid) => {
+            // Not in the reader: later requests keep flowing meanwhile.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let caught_up = match shared.replica.get() {
+                    Some(replica) => replica.read_index().await.is_ok(),
+                    None => false,
+                };
+                let mut core = shared.core.lock();
+                if caught_up {
+                    crate::apply::sync_done(&mut core, conn_id, xid);
+                } else {
+                    tracing::info!(conn_id, "sync failed: no leader; closing the connection");
+                    core.drop_conn(conn_id);
+                }
+            });
             Continue::Yes
         }
         other => other,
@@ -471,6 +492,15 @@ fn handle_request(
                 received,
             });
             Continue::Propose(entry.encode())
+        }
+        Request::Sync(r) if !shared.config.servers.is_empty() => {
+            conn.pending.push_back(Pending::Sync {
+                xid,
+                request: Request::Sync(r),
+                received,
+                ready: false,
+            });
+            Continue::Sync(xid)
         }
         request => {
             if conn.pending.is_empty() {

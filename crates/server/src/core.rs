@@ -70,6 +70,13 @@ pub enum Pending {
     },
     /// A reply already built (auth) that must not overtake earlier replies.
     Ready(Bytes),
+    /// A `sync` waiting for the leader's read index to be applied here.
+    Sync {
+        xid: i32,
+        request: Request,
+        received: Instant,
+        ready: bool,
+    },
 }
 
 /// One client connection on this server.
