@@ -47,6 +47,14 @@ fn main() -> ExitCode {
         Command::Status { server } => match corral_server::fourlw::query(&server, "srvr") {
             Ok(text) => {
                 print!("{text}");
+                // The epoch is the zxid's high half (the Raft term).
+                if let Some(zxid) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Zxid: 0x"))
+                    .and_then(|hex| i64::from_str_radix(hex.trim(), 16).ok())
+                {
+                    println!("Epoch: {}", zxid >> 32);
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -149,6 +149,10 @@ fn handshake(
     request: &ConnectRequest,
     mut conn: ConnState,
 ) -> Handshake {
+    if !shared.is_serving() {
+        tracing::info!(%addr, "refusing a client: this server has no quorum yet");
+        return Handshake::Refused;
+    }
     let mut core = shared.core.lock();
     if request.last_zxid_seen > core.tree.last_zxid() {
         tracing::info!(
@@ -410,6 +414,7 @@ fn handle_request(
         // ZooKeeper drops requests of a closed or expired session unanswered.
         return Continue::Yes;
     }
+    core.touched.insert(session_id);
     let Some(conn) = core.conns.get_mut(&conn_id) else {
         return Continue::No("connection gone".into());
     };

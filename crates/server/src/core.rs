@@ -175,6 +175,8 @@ pub struct Core {
     pub watches: WatchRegistry,
     pub sessions: SessionTracker,
     pub conns: HashMap<ConnId, ConnState>,
+    /// Sessions touched since the last report to the leader.
+    pub touched: std::collections::HashSet<i64>,
     next_session_id: i64,
 }
 
@@ -185,6 +187,7 @@ impl Core {
             watches: WatchRegistry::default(),
             sessions,
             conns: HashMap::new(),
+            touched: Default::default(),
             next_session_id: first_session_id,
         }
     }

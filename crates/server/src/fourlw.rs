@@ -30,6 +30,13 @@ pub fn execute(shared: &Shared, word: FourLetterWord) -> String {
         return format!("{name} is not executed because it is not in the whitelist.\n");
     }
     let mut out = String::new();
+    let needs_quorum = !matches!(
+        word,
+        FourLetterWord::Ruok | FourLetterWord::Isro | FourLetterWord::Conf | FourLetterWord::Envi
+    );
+    if needs_quorum && !shared.is_serving() {
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
         FourLetterWord::Isro => out.push_str("rw"),
@@ -248,6 +255,26 @@ fn monitor(shared: &Shared, out: &mut String) {
         ("zk_non_mtls_local_conn_count", "0".to_string()),
         ("corral_rss_bytes", rss_bytes().to_string()),
     ];
+    let mut lines = lines;
+    if let Some(m) = shared.replica.get().map(|r| r.metrics()) {
+        if shared.mode() == "leader" {
+            lines.push(("zk_learners", m.learners_count.to_string()));
+            lines.push(("zk_synced_observers", m.synced_learners.to_string()));
+            lines.push(("zk_followers", m.followers.to_string()));
+            lines.push(("zk_synced_followers", m.synced_followers.to_string()));
+            lines.push(("zk_pending_syncs", "0".to_string()));
+        }
+        lines.push(("corral_raft_term", m.current_term.to_string()));
+        lines.push(("corral_log_fsyncs", m.log_fsyncs.to_string()));
+        lines.push((
+            "corral_log_entries_written",
+            m.log_entries_written.to_string(),
+        ));
+        lines.push((
+            "corral_log_fsync_micros_avg",
+            m.log_fsync_micros_avg.to_string(),
+        ));
+    }
     for (k, v) in lines {
         let _ = writeln!(out, "{k}\t{v}");
     }

@@ -11,13 +11,34 @@ use crate::core::Shared;
 use crate::entry::LogEntry;
 use crate::write_path::{stamp, wall_clock_ms};
 
-/// Checks session deadlines every tick (ZooKeeper's expiry interval).
+/// Checks session deadlines every tick (ZooKeeper's expiry interval) on
+/// the leader; on the other servers, reports the sessions their clients
+/// touched to the leader, which alone decides expiry.
 pub async fn expire_sessions(shared: Arc<Shared>) {
     let tick = Duration::from_millis(shared.config.tick_time_ms.max(1) as u64);
-    let mut interval = tokio::time::interval(tick.min(Duration::from_millis(500)));
+    let mut interval = tokio::time::interval((tick / 2).min(Duration::from_millis(500)));
+    let mut was_leader = false;
     loop {
         interval.tick().await;
-        if !shared.is_leader() {
+        let leader = shared.is_leader();
+        let touched: Vec<i64> = {
+            let mut core = shared.core.lock();
+            if leader && !was_leader {
+                // A new leader has not seen the others' touches: give every
+                // session a full timeout from now, as ZooKeeper's leader does.
+                core.sessions.touch_all();
+            }
+            core.touched.drain().collect()
+        };
+        was_leader = leader;
+        if !leader {
+            if !touched.is_empty() {
+                if let (Some(replica), Ok(bytes)) =
+                    (shared.replica.get(), postcard::to_allocvec(&touched))
+                {
+                    let _ = replica.send_to_leader(bytes.into());
+                }
+            }
             continue;
         }
         let expired = shared.core.lock().sessions.take_expired(Instant::now());

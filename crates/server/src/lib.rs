@@ -59,6 +59,12 @@ impl Shared {
         replicate::mode_of(self)
     }
 
+    /// Whether clients may be served: a leader is known (always true
+    /// standalone once started).
+    pub fn is_serving(&self) -> bool {
+        self.replica.get().is_some_and(|r| r.leader_id().is_some())
+    }
+
     /// Only the leader expires sessions and reaps containers.
     pub fn is_leader(&self) -> bool {
         self.replica.get().is_some_and(|r| r.is_leader())

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use corral_replication::{Applier, Bytes, Rejection, Replica, ReplicaConfig, Role};
+use corral_replication::{Applier, Bytes, Member, Rejection, Replica, ReplicaConfig, Role};
 use corral_tree::DataTree;
 use tokio::sync::mpsc;
 
@@ -61,6 +61,20 @@ impl Applier for TreeApplier {
         Ok(())
     }
 
+    fn on_peer_message(&self, from: u64, bytes: &[u8]) {
+        // Followers report the sessions their clients kept alive; only the
+        // leader expires sessions, so it needs to hear of every touch.
+        match postcard::from_bytes::<Vec<i64>>(bytes) {
+            Ok(ids) => {
+                let mut core = self.shared.core.lock();
+                for id in ids {
+                    core.sessions.touch(id);
+                }
+            }
+            Err(e) => tracing::warn!(from, "undecodable session report: {e}"),
+        }
+    }
+
     fn rejected(&self, payload: &[u8], rejection: Rejection) {
         let Ok(entry) = LogEntry::decode(payload) else {
             return;
@@ -109,21 +123,47 @@ pub async fn open(
     rc.snap_count = config.snap_count;
     rc.snap_retain_count = config.snap_retain_count;
     // ZooKeeper's tick drives failure detection: heartbeat every tick/2,
-    // elections after syncLimit ticks (documented in docs/ARCHITECTURE.md).
+    // elections after syncLimit ticks, snapshot transfers bounded by
+    // initLimit ticks (documented in docs/ARCHITECTURE.md).
     let tick = u64::from(config.tick_time_ms);
     rc.heartbeat_ms = (tick / 2).max(20);
     rc.election_timeout_min_ms = (tick * u64::from(config.sync_limit)).max(rc.heartbeat_ms * 3);
     rc.election_timeout_max_ms = rc.election_timeout_min_ms * 2;
+    rc.snapshot_timeout_ms = Some((tick * u64::from(config.init_limit)).max(30_000));
+    let ensemble = !config.servers.is_empty();
+    if ensemble {
+        for peer in &config.servers {
+            let addr = format!("{}:{}", peer.host, peer.quorum_port);
+            let member = match peer.role {
+                crate::config::PeerRole::Participant => Member::participant(addr),
+                crate::config::PeerRole::Observer => Member::observer(addr),
+            };
+            rc.members.insert(peer.id, member);
+        }
+        let me = config
+            .servers
+            .iter()
+            .find(|p| Some(p.id) == config.my_id)
+            .ok_or_else(|| {
+                ServerError::Replication(format!(
+                    "myid {} is not one of the server.N lines of zoo.cfg",
+                    config.my_id.unwrap_or(0)
+                ))
+            })?;
+        rc.listen_addr = Some(format!("{}:{}", me.host, me.quorum_port));
+    }
     let applier = Arc::new(TreeApplier {
         shared: shared.clone(),
     });
     let replica = Replica::open(rc, applier)
         .await
         .map_err(|e| ServerError::Replication(e.to_string()))?;
-    replica
-        .wait_for_leadership(Duration::from_secs(30))
-        .await
-        .map_err(|e| ServerError::Replication(e.to_string()))?;
+    if !ensemble {
+        replica
+            .wait_for_leadership(Duration::from_secs(30))
+            .await
+            .map_err(|e| ServerError::Replication(e.to_string()))?;
+    }
     let replica = Arc::new(replica);
     let _ = shared.replica.set(replica.clone());
     let forward_to = replica.clone();

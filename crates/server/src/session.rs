@@ -137,6 +137,14 @@ impl SessionTracker {
         }
     }
 
+    /// Gives every live session a full timeout from now.
+    pub fn touch_all(&mut self) {
+        let ids: Vec<i64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.touch(id);
+        }
+    }
+
     /// Sets a new timeout (a reattach negotiates again) and touches.
     pub fn set_timeout(&mut self, session_id: i64, timeout_ms: i32) {
         if let Some(s) = self.sessions.get_mut(&session_id) {
