@@ -182,6 +182,10 @@ pub enum ReplicationError {
         source: io::Error,
     },
 
+    /// A membership change was refused (one is already under way, the node is unknown...).
+    #[error("membership change refused: {0}")]
+    Membership(String),
+
     /// openraft reported an unrecoverable error (usually a storage failure logged before it).
     #[error("raft stopped: {0}")]
     Fatal(String),

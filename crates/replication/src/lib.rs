@@ -2,11 +2,14 @@
 //! Knows nothing of ZooKeeper: a proposal is opaque bytes, and the server's [`Applier`] gives
 //! them meaning when they are applied, in log order, on every server.
 //!
-//! Files, in the order a write travels: `replica.rs` (the API: propose, read_index, status),
-//! `proposer.rs` (the one task feeding proposals into Raft), `log_store.rs` + `segment.rs`
-//! (the durable log, group-commit fsync), `state_machine.rs` (apply into the [`Applier`],
-//! snapshots), `snapshot_store.rs` (snapshot files), `network.rs` + `transport.rs` (RPCs
-//! between servers), `types.rs` (openraft type config).
+//! Files, in the order a write travels: `replica.rs` (the API: propose, read_index,
+//! send_to_leader, membership, status), `bootstrap.rs` (forming the group the first time),
+//! `proposer.rs` (the one task feeding proposals into Raft or forwarding them to the leader),
+//! `link.rs` (a follower's link to the leader: forwarded writes, read index, side channel),
+//! `log_store.rs` + `segment.rs` (the durable log, group-commit fsync), `state_machine.rs`
+//! (apply into the [`Applier`], snapshots), `snapshot_store.rs` (snapshot files),
+//! `network.rs` + `transport.rs` (RPCs between servers: pipelined appends, streamed
+//! snapshots), `types.rs` (openraft type config).
 //!
 //! # Durability
 //!
@@ -22,8 +25,10 @@
 //! On restart the newest readable snapshot is restored into the (empty) applier and every
 //! committed entry after it is applied again, in order, once.
 
+mod bootstrap;
 mod durable;
 pub mod error;
+mod link;
 pub mod log_store;
 pub mod network;
 mod proposer;
@@ -40,8 +45,11 @@ pub use error::ReplicationError;
 pub use error::SnapshotError;
 pub use proposer::ProposalResponder;
 pub use proposer::Rejection;
+pub use replica::Member;
 pub use replica::Replica;
 pub use replica::ReplicaConfig;
 pub use replica::ReplicaMetrics;
 pub use replica::Role;
+pub use replica::SYNCED_LAG_ENTRIES_MAX;
+pub use snapshot_store::SnapshotWriter;
 pub use state_machine::Applier;

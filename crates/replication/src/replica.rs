@@ -1,18 +1,22 @@
 //! `Replica`: one server's member of the Raft group, the API the server crate uses. Opens the
-//! log and the snapshots, starts openraft over them, initializes a brand-new group, and owns
-//! the proposer task that feeds writes into Raft.
+//! log and the snapshots, starts openraft over them, forms the group the first time (see
+//! `bootstrap.rs`), serves peers (`transport.rs`) and owns the proposer task that feeds writes
+//! into Raft.
 //!
-//! Write path: `propose` puts the payload in a bounded queue (back-pressure when full); one
-//! proposer task drains the queue in batches and submits every payload to openraft without
-//! waiting for any of them to commit (openraft merges consecutive writes into one append, and
-//! the log store fsyncs them as one group). The outcome of a proposal is its `apply` on every
-//! server, in log order; `propose` itself only reports that it could not be submitted.
+//! Write path: `propose` works on every member. It puts the payload in a bounded queue
+//! (back-pressure when full); one proposer task drains the queue in batches and, on the
+//! leader, submits every payload to openraft without waiting for any of them to commit
+//! (openraft merges consecutive writes into one append, and the log store fsyncs them as one
+//! group); on a follower or observer it forwards them to the leader, pipelined, in order. The
+//! outcome of a proposal is its `apply` on every server, in log order; a proposal that will
+//! not be applied through this server is reported to `Applier::rejected`.
 //!
 //! Read path: reads never touch this layer except `read_index` (ZooKeeper's `sync`), which
-//! confirms leadership with a quorum and waits until the local state machine has applied
-//! everything committed before the call.
+//! has the leader confirm its leadership with a quorum and waits until the local state
+//! machine has applied everything committed before the call, on any member.
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
@@ -22,26 +26,35 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use openraft::errors::ClientWriteError;
 use openraft::errors::LinearizableReadError;
 use openraft::errors::RaftError;
 use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::BasicNode;
+use openraft::ChangeMembers;
 use openraft::Config;
 use openraft::ReadPolicy;
 use openraft::ServerState;
 use openraft::SnapshotPolicy;
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bootstrap;
 use crate::error::ReplicationError;
+use crate::link::LinkRegistry;
 use crate::log_store::LogStore;
 use crate::log_store::LogStoreOptions;
 use crate::log_store::LogStoreStats;
 use crate::log_store::WriterJoin;
 use crate::log_store::SEGMENT_MAX_BYTES_DEFAULT;
+use crate::network::NetTimeouts;
 use crate::network::Network;
 use crate::proposer::run_proposer;
+use crate::proposer::Proposal;
+use crate::proposer::ProposerCtx;
+use crate::proposer::ProposerInputs;
 use crate::proposer::RejectionSink;
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::Applier;
@@ -51,6 +64,37 @@ use crate::transport;
 use crate::types::Raft;
 use crate::types::RaftMetrics;
 use crate::types::TypeConfig;
+
+/// A follower whose matched log index is at most this many entries behind the leader's last
+/// index counts as synced (ZooKeeper's `synced_followers`).
+pub const SYNCED_LAG_ENTRIES_MAX: u64 = 16;
+
+/// One server of the ensemble, as in zoo.cfg's `server.N=host:quorumPort:electionPort[:role]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Where its replication RPCs are served (`host:quorumPort`).
+    pub addr: String,
+    /// An observer (a Raft learner): replicates and applies, never votes or counts in a quorum.
+    pub observer: bool,
+}
+
+impl Member {
+    /// A voting member (ZooKeeper's `participant`).
+    pub fn participant(addr: impl Into<String>) -> Self {
+        Member {
+            addr: addr.into(),
+            observer: false,
+        }
+    }
+
+    /// A non-voting member (ZooKeeper's `observer`).
+    pub fn observer(addr: impl Into<String>) -> Self {
+        Member {
+            addr: addr.into(),
+            observer: true,
+        }
+    }
+}
 
 /// How to open a [`Replica`].
 #[derive(Debug, Clone)]
@@ -65,12 +109,23 @@ pub struct ReplicaConfig {
     pub snap_count: u64,
     /// Snapshots kept on disk, at least 3 (ZooKeeper's `autopurge.snapRetainCount`).
     pub snap_retain_count: usize,
-    /// Leader heartbeat interval.
+    /// Leader heartbeat interval (ZooKeeper: a fraction of `tickTime`).
     pub heartbeat_ms: u64,
-    /// Election timeout, lower bound.
+    /// Election timeout, lower bound (ZooKeeper: `syncLimit * tickTime`). Also the leader's
+    /// lease: a leader that has not heard from a quorum for `election_timeout_max_ms` refuses
+    /// new proposals.
     pub election_timeout_min_ms: u64,
     /// Election timeout, upper bound.
     pub election_timeout_max_ms: u64,
+    /// Longest wait for a peer to answer an outstanding AppendEntries (or to connect) before
+    /// the connection is dropped and replication restarts; `None`: `election_timeout_min_ms`
+    /// (ZooKeeper's `syncLimit * tickTime`). Requests are pipelined, so this bounds how long a
+    /// follower may stall (a slow fsync), not the round trip of each request.
+    pub append_timeout_ms: Option<u64>,
+    /// Longest wait for a follower to install a snapshot after its last chunk, and for each
+    /// chunk to be taken; `None`: 10 × `election_timeout_max_ms`, at least 30 s (ZooKeeper's
+    /// `initLimit * tickTime` is the natural setting).
+    pub snapshot_timeout_ms: Option<u64>,
     /// Size at which a log segment is closed and a new one started.
     pub segment_max_bytes: u64,
     /// Entries already covered by a snapshot that openraft keeps in the log (so a briefly
@@ -78,10 +133,16 @@ pub struct ReplicaConfig {
     pub logs_kept_after_snapshot: u64,
     /// Proposals queued before `propose` waits.
     pub proposal_queue_capacity: usize,
-    /// The voters of a new group and their replication addresses (`host:port`). Empty, or
-    /// only this server: standalone, a one-voter group.
-    pub members: BTreeMap<u64, String>,
-    /// Where to listen for peers' RPCs (`host:port`); `None` for a standalone server.
+    /// Proposals forwarded to the leader and not yet answered, at most (per follower).
+    pub forward_window: usize,
+    /// Side-channel messages queued for the leader before `send_to_leader` drops them.
+    pub peer_message_queue_capacity: usize,
+    /// Every server of the ensemble with its role (participants and observers), as listed in
+    /// zoo.cfg; must include this server. Empty, or only this server: standalone, a one-voter
+    /// group. Used to form a new group; a group that has state keeps its own membership
+    /// (change it with [`Replica::add_voter`] and friends).
+    pub members: BTreeMap<u64, Member>,
+    /// Where to listen for peers' RPCs (`host:quorumPort`); `None` for a standalone server.
     pub listen_addr: Option<String>,
 }
 
@@ -101,16 +162,57 @@ impl ReplicaConfig {
             heartbeat_ms: 100,
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
+            append_timeout_ms: None,
+            snapshot_timeout_ms: None,
             segment_max_bytes: SEGMENT_MAX_BYTES_DEFAULT,
             logs_kept_after_snapshot: 1000,
             proposal_queue_capacity: 16384,
+            forward_window: 16384,
+            peer_message_queue_capacity: 4096,
             members: BTreeMap::new(),
             listen_addr: None,
         }
     }
 
+    /// A member of an ensemble: `members` lists every server with its role, and this server
+    /// listens on its own member address.
+    pub fn ensemble(
+        node_id: u64,
+        data_dir: impl Into<PathBuf>,
+        log_dir: impl Into<PathBuf>,
+        members: BTreeMap<u64, Member>,
+    ) -> Self {
+        let mut cfg = ReplicaConfig::standalone(node_id, data_dir, log_dir);
+        cfg.listen_addr = members.get(&node_id).map(|m| m.addr.clone());
+        cfg.members = members;
+        cfg
+    }
+
     fn is_standalone(&self) -> bool {
         self.listen_addr.is_none() && self.members.keys().all(|id| *id == self.node_id)
+    }
+
+    /// The ids of the voting members.
+    pub fn voter_ids(&self) -> BTreeSet<u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.observer)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn append_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.append_timeout_ms
+                .unwrap_or(self.election_timeout_min_ms),
+        )
+    }
+
+    fn snapshot_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.snapshot_timeout_ms
+                .unwrap_or((self.election_timeout_max_ms * 10).max(30_000)),
+        )
     }
 }
 
@@ -119,11 +221,11 @@ impl ReplicaConfig {
 pub enum Role {
     /// Accepts writes and serves `sync`.
     Leader,
-    /// Replicates the leader's log.
+    /// Replicates the leader's log and votes.
     Follower,
     /// Running an election.
     Candidate,
-    /// Replicates but does not vote (a ZooKeeper observer).
+    /// Replicates but does not vote (a ZooKeeper observer), or not yet part of the group.
     Learner,
     /// Stopped.
     Shutdown,
@@ -154,12 +256,34 @@ pub struct ReplicaMetrics {
     pub voters: Vec<u64>,
     /// Learners (observers) of the current membership.
     pub learners: Vec<u64>,
-    /// Proposals handed to Raft since start.
+    /// The current membership: every member with its address and role.
+    pub members: BTreeMap<u64, Member>,
+    /// Index of the log entry that set the current membership.
+    pub membership_index: Option<u64>,
+    /// Whether a membership change is under way (joint consensus).
+    pub membership_changing: bool,
+    /// On the leader: voters other than itself (ZooKeeper's `followers`); 0 elsewhere.
+    pub followers: usize,
+    /// On the leader: followers whose log matches the leader's within
+    /// [`SYNCED_LAG_ENTRIES_MAX`] entries (ZooKeeper's `synced_followers`); 0 elsewhere.
+    pub synced_followers: usize,
+    /// On the leader: learners (observers) being replicated to; 0 elsewhere.
+    pub learners_count: usize,
+    /// On the leader: learners within [`SYNCED_LAG_ENTRIES_MAX`] entries (ZooKeeper's
+    /// `synced_observers`); 0 elsewhere.
+    pub synced_learners: usize,
+    /// On the leader: milliseconds since a quorum last acknowledged it.
+    pub millis_since_quorum_ack: Option<u64>,
+    /// Proposals handed to Raft or forwarded to the leader since start.
     pub proposals_submitted: u64,
+    /// Of those, proposals forwarded to the leader.
+    pub proposals_forwarded: u64,
     /// Proposals reported to [`Applier::rejected`] since start.
     pub proposals_rejected: u64,
     /// Proposals waiting in the queue.
     pub proposals_queued: usize,
+    /// Side-channel messages dropped (no leader, queue full, link broken).
+    pub peer_messages_dropped: u64,
     /// Normal entries given to the applier since start.
     pub entries_applied: u64,
     /// Log batches made durable (one fdatasync each).
@@ -184,10 +308,12 @@ pub struct ReplicaMetrics {
 pub struct Replica {
     node_id: u64,
     raft: Raft,
-    proposals: mpsc::Sender<Bytes>,
+    proposals: mpsc::Sender<Proposal>,
+    reads: mpsc::Sender<crate::link::ReadWaiter>,
+    peer_messages: mpsc::Sender<Bytes>,
     proposal_queue_capacity: usize,
-    proposer: Mutex<Option<JoinHandle<()>>>,
-    stop_proposer: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stop_tasks: watch::Sender<bool>,
     sink: Arc<RejectionSink>,
     progress: Arc<ApplyProgress>,
     log_stats: Arc<LogStoreStats>,
@@ -202,13 +328,26 @@ fn fatal(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::Fatal(e.to_string())
 }
 
+fn write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ReplicationError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ReplicationError::NotLeader {
+            leader_id: f.leader_id,
+        },
+        RaftError::APIError(e) => ReplicationError::Membership(e.to_string()),
+        RaftError::Fatal(openraft::errors::Fatal::Stopped) => ReplicationError::ShutDown,
+        RaftError::Fatal(f) => fatal(f),
+    }
+}
+
 impl Replica {
-    /// Open storage, start Raft, and (the first time) initialize the group.
+    /// Open storage, start Raft, serve peers, and (the first time) form the group.
     ///
     /// `applier` must hold the empty state: the newest snapshot is restored into it, then every
     /// committed entry after that snapshot is applied, in order, exactly once. For a standalone
     /// server this returns once the server is leader and has applied everything committed
-    /// before the restart, so the server can serve reads at once.
+    /// before the restart, so the server can serve reads at once. An ensemble member returns
+    /// once it serves peers; the group forms (or is rejoined) in the background: wait with
+    /// [`Replica::wait_for_leader`].
     pub async fn open(
         cfg: ReplicaConfig,
         applier: Arc<dyn Applier>,
@@ -263,19 +402,18 @@ impl Replica {
         let writer = log.writer_join();
         let log_stats = log.stats();
         let progress = Arc::new(ApplyProgress::default());
-        let sink = Arc::new(RejectionSink {
-            applier: applier.clone(),
-            rejected: AtomicU64::new(0),
-            submitted: AtomicU64::new(0),
-        });
-        let sm = StateMachineStore::new(applier, snapshots, progress.clone());
+        let sink = Arc::new(RejectionSink::new(applier.clone()));
+        let sm = StateMachineStore::new(applier.clone(), snapshots.clone(), progress.clone());
 
+        let snapshot_timeout = cfg.snapshot_timeout();
         let config = Config {
             cluster_name: "corral".to_string(),
             heartbeat_interval: cfg.heartbeat_ms,
             election_timeout_min: cfg.election_timeout_min_ms,
             election_timeout_max: cfg.election_timeout_max_ms,
+            install_snapshot_timeout: snapshot_timeout.as_millis() as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snap_count),
+            snapshot_max_chunk_size: transport::SNAPSHOT_CHUNK_BYTES as u64,
             max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
             purge_batch_size: 1,
             enable_pre_vote: Some(true),
@@ -289,7 +427,13 @@ impl Replica {
         let network = if standalone {
             Network::Standalone
         } else {
-            Network::Tcp
+            Network::Tcp {
+                from: cfg.node_id,
+                timeouts: NetTimeouts {
+                    append: cfg.append_timeout(),
+                    snapshot: snapshot_timeout,
+                },
+            }
         };
         let raft = Raft::new(cfg.node_id, config, network, log, sm)
             .await
@@ -298,53 +442,93 @@ impl Replica {
         let mut rpc_server = None;
         let mut rpc_addr = None;
         if let Some(addr) = &cfg.listen_addr {
-            let server = transport::serve(addr, raft.clone())
-                .await
-                .map_err(|source| ReplicationError::Listen {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            let ctx = Arc::new(transport::ServerCtx {
+                node_id: cfg.node_id,
+                raft: raft.clone(),
+                snapshots: snapshots.clone(),
+                applier: applier.clone(),
+                links: Arc::new(LinkRegistry::default()),
+                snapshot_chunk_timeout: snapshot_timeout,
+            });
+            let server =
+                transport::serve(addr, ctx)
+                    .await
+                    .map_err(|source| ReplicationError::Listen {
+                        addr: addr.clone(),
+                        source,
+                    })?;
             rpc_addr = Some(server.local_addr);
             rpc_server = Some(server);
         }
 
         let restarted = raft.is_initialized().await.map_err(fatal)?;
-        if !restarted {
-            let members: BTreeMap<u64, BasicNode> = if cfg.members.is_empty() {
-                BTreeMap::from([(
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if standalone {
+            if !restarted {
+                let members = BTreeMap::from([(
                     cfg.node_id,
                     BasicNode::new(cfg.listen_addr.clone().unwrap_or_default()),
-                )])
-            } else {
-                cfg.members
-                    .iter()
-                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
-                    .collect()
-            };
-            tracing::info!(?members, "initializing a new replication group");
-            if let Err(e) = raft.initialize(members).await {
-                match e {
-                    RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_)) => {}
-                    e => {
-                        return Err(ReplicationError::Config(format!(
-                            "cannot initialize the group: {e}"
-                        )))
+                )]);
+                tracing::info!(?members, "initializing a new replication group");
+                if let Err(e) = raft.initialize(members).await {
+                    match e {
+                        RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_)) => {}
+                        e => {
+                            return Err(ReplicationError::Config(format!(
+                                "cannot initialize the group: {e}"
+                            )))
+                        }
                     }
                 }
             }
+        } else {
+            tasks.push(tokio::spawn(bootstrap::run(
+                bootstrap::Bootstrap {
+                    node_id: cfg.node_id,
+                    raft: raft.clone(),
+                    members: cfg.members.clone(),
+                    probe_timeout: cfg.append_timeout().min(Duration::from_secs(2)),
+                },
+                stop_rx.clone(),
+            )));
         }
 
         let (tx, rx) = mpsc::channel(cfg.proposal_queue_capacity);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let proposer = tokio::spawn(run_proposer(raft.clone(), sink.clone(), rx, stop_rx));
+        let (reads_tx, reads_rx) = mpsc::channel(1024);
+        let (peer_tx, peer_rx) = mpsc::channel(cfg.peer_message_queue_capacity.max(1));
+        let boot_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        tasks.push(tokio::spawn(run_proposer(
+            ProposerCtx {
+                node_id: cfg.node_id,
+                raft: raft.clone(),
+                sink: sink.clone(),
+                boot_nanos,
+                forward_window: cfg.forward_window.max(1),
+                no_leader_wait: Duration::from_millis(cfg.election_timeout_max_ms * 2),
+                connect_timeout: cfg.append_timeout(),
+                stall_timeout: Duration::from_millis(cfg.election_timeout_max_ms * 2),
+            },
+            ProposerInputs {
+                proposals: rx,
+                reads: reads_rx,
+                peer_messages: peer_rx,
+                stop: stop_rx,
+            },
+        )));
 
         let replica = Replica {
             node_id: cfg.node_id,
             raft,
             proposals: tx,
+            reads: reads_tx,
+            peer_messages: peer_tx,
             proposal_queue_capacity: cfg.proposal_queue_capacity,
-            proposer: Mutex::new(Some(proposer)),
-            stop_proposer: stop_tx,
+            tasks: Mutex::new(tasks),
+            stop_tasks: stop_tx,
             sink,
             progress,
             log_stats,
@@ -374,16 +558,25 @@ impl Replica {
         Ok(replica)
     }
 
-    /// Submit a write. Returns once the payload is queued for Raft (waiting while the queue is
-    /// full), not when it is committed: its outcome is the [`Applier::apply`] call for it.
+    /// Submit a write, on any member. Returns once the payload is queued (waiting while the
+    /// queue is full), not when it is committed: its outcome is the [`Applier::apply`] call
+    /// for it, on every server.
     ///
-    /// A proposal accepted here that will not be applied through this server (leadership or
-    /// the leader lease was lost before it reached the log, or it was discarded by a new
-    /// leader) is handed back to [`Applier::rejected`].
+    /// On a follower or observer the payload is forwarded to the leader, which proposes it as
+    /// its own. Proposals from this server enter the log in the order they were proposed. A
+    /// proposal accepted here that will not be applied through this server (no leader, the
+    /// leader refused it or lost leadership, the link to it broke) is handed back to
+    /// [`Applier::rejected`] exactly once; after a rejection, proposals queued before it was
+    /// reported are rejected too, so no later proposal of this server can be applied after
+    /// one that was not.
     pub async fn propose(&self, payload: Bytes) -> Result<(), ReplicationError> {
-        self.check_can_propose()?;
+        self.check_running()?;
+        let proposal = Proposal {
+            epoch: self.sink.epoch(),
+            payload,
+        };
         self.proposals
-            .send(payload)
+            .send(proposal)
             .await
             .map_err(|_| ReplicationError::ShutDown)
     }
@@ -391,8 +584,12 @@ impl Replica {
     /// As [`Replica::propose`], but fails with [`ReplicationError::Busy`] instead of waiting
     /// when the queue is full.
     pub fn try_propose(&self, payload: Bytes) -> Result<(), ReplicationError> {
-        self.check_can_propose()?;
-        self.proposals.try_send(payload).map_err(|e| match e {
+        self.check_running()?;
+        let proposal = Proposal {
+            epoch: self.sink.epoch(),
+            payload,
+        };
+        self.proposals.try_send(proposal).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ReplicationError::Busy {
                 capacity: self.proposal_queue_capacity,
             },
@@ -400,25 +597,62 @@ impl Replica {
         })
     }
 
-    fn check_can_propose(&self) -> Result<(), ReplicationError> {
+    fn check_running(&self) -> Result<(), ReplicationError> {
         if self.stopped.load(Ordering::Acquire) {
             return Err(ReplicationError::ShutDown);
-        }
-        if !self.raft.is_leader() {
-            return Err(ReplicationError::NotLeader {
-                leader_id: self.leader_id(),
-            });
         }
         Ok(())
     }
 
-    /// Linearizable read barrier (ZooKeeper's `sync`): confirms with a quorum that this server
-    /// is still leader, then waits until everything committed before the call is applied
-    /// here. Returns the index applied through.
+    /// Linearizable read barrier (ZooKeeper's `sync`), on any member: the leader confirms
+    /// with a quorum that it is still leader and names the index committed before the call;
+    /// this returns once that index is applied here. Returns the index applied through.
+    /// Concurrent calls on a follower share one round trip to the leader.
     pub async fn read_index(&self) -> Result<u64, ReplicationError> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(ReplicationError::ShutDown);
+        self.check_running()?;
+        let timeout = Duration::from_millis(self.election_timeout_max_ms * 3);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || ReplicationError::Timeout {
+            what: "a read index",
+            after_ms: timeout.as_millis() as u64,
+        };
+        loop {
+            if self.raft.is_leader() {
+                let res = tokio::time::timeout_at(deadline, self.local_read_index())
+                    .await
+                    .map_err(|_| timed_out())?;
+                match res {
+                    Err(ReplicationError::NotLeader { .. }) => {}
+                    other => return other,
+                }
+            } else {
+                let (tx, rx) = oneshot::channel();
+                self.reads
+                    .send(tx)
+                    .await
+                    .map_err(|_| ReplicationError::ShutDown)?;
+                let answer = tokio::time::timeout_at(deadline, rx)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|_| ReplicationError::ShutDown)?;
+                match answer {
+                    Ok(index) => {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        self.wait_for_applied(index, left).await?;
+                        return Ok(index);
+                    }
+                    Err(ReplicationError::NotLeader { leader_id }) if leader_id.is_some() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(timed_out());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    async fn local_read_index(&self) -> Result<u64, ReplicationError> {
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(read_log_id) => Ok(read_log_id.index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
@@ -434,6 +668,92 @@ impl Replica {
             }
             Err(RaftError::Fatal(f)) => Err(fatal(f)),
         }
+    }
+
+    /// Send a message to the leader's [`Applier::on_peer_message`] (e.g. a batch of session
+    /// ids touched here), best effort: queued and sent in batches over the link to the leader;
+    /// dropped when the queue is full, no leader is known or the link breaks (counted in
+    /// `peer_messages_dropped`). On the leader itself it is handed to the local applier at
+    /// once.
+    pub fn send_to_leader(&self, bytes: Bytes) -> Result<(), ReplicationError> {
+        self.check_running()?;
+        if self.raft.is_leader() {
+            self.sink.applier.on_peer_message(self.node_id, &bytes);
+            return Ok(());
+        }
+        match self.peer_messages.try_send(bytes) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.sink
+                    .peer_messages_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(ReplicationError::Busy {
+                    capacity: self.peer_messages.max_capacity(),
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ReplicationError::ShutDown),
+        }
+    }
+
+    /// Add a voting member (on the leader): it joins as a learner, catches up, then becomes a
+    /// voter through joint consensus. Returns once the change is committed.
+    pub async fn add_voter(
+        &self,
+        id: u64,
+        addr: impl Into<String>,
+    ) -> Result<(), ReplicationError> {
+        self.check_running()?;
+        let addr = addr.into();
+        let is_voter = self.raft.voter_ids().any(|v| v == id);
+        if !is_voter {
+            self.raft
+                .add_learner(id, BasicNode::new(addr), true)
+                .await
+                .map_err(write_error)?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Add a non-voting member (an observer), on the leader. Returns once the change is
+    /// committed; the learner catches up in the background.
+    pub async fn add_learner(
+        &self,
+        id: u64,
+        addr: impl Into<String>,
+    ) -> Result<(), ReplicationError> {
+        self.check_running()?;
+        self.raft
+            .add_learner(id, BasicNode::new(addr.into()), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Remove a member, voter or learner, on the leader (a voter through joint consensus).
+    /// Removing the leader itself makes it step down once the change is committed.
+    pub async fn remove_member(&self, id: u64) -> Result<(), ReplicationError> {
+        self.check_running()?;
+        let change = if self.raft.voter_ids().any(|v| v == id) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// The current membership: every member with its address and role.
+    pub fn membership(&self) -> BTreeMap<u64, Member> {
+        let m = self.raft.server_metrics();
+        let m = m.borrow_watched();
+        members_of(m.membership_config.membership())
     }
 
     /// This server's id.
@@ -514,6 +834,28 @@ impl Replica {
         let m = m.borrow_watched();
         let membership = m.membership_config.membership();
         let fsyncs = self.log_stats.fsyncs.load(Ordering::Relaxed);
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        let (mut followers, mut synced_followers, mut learners_count, mut synced_learners) =
+            (0, 0, 0, 0);
+        if let Some(replication) = &m.replication {
+            let last = m.last_log_index.unwrap_or(0);
+            for (id, matched) in replication.iter() {
+                if *id == self.node_id {
+                    continue;
+                }
+                let synced = matched
+                    .map(|l| l.index + SYNCED_LAG_ENTRIES_MAX >= last)
+                    .unwrap_or(false);
+                if voters.contains(id) {
+                    followers += 1;
+                    synced_followers += usize::from(synced);
+                } else {
+                    learners_count += 1;
+                    synced_learners += usize::from(synced);
+                }
+            }
+        }
         ReplicaMetrics {
             node_id: self.node_id,
             role: if self.stopped.load(Ordering::Acquire) {
@@ -534,11 +876,22 @@ impl Replica {
             last_applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
-            voters: membership.voter_ids().collect(),
-            learners: membership.learner_ids().collect(),
+            members: members_of(membership),
+            membership_index: m.membership_config.log_id().map(|l| l.index),
+            membership_changing: membership.get_joint_config().len() > 1,
+            voters,
+            learners,
+            followers,
+            synced_followers,
+            learners_count,
+            synced_learners,
+            #[allow(deprecated)] // its replacement is an instant that needs a clock to read
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
             proposals_submitted: self.sink.submitted.load(Ordering::Relaxed),
+            proposals_forwarded: self.sink.forwarded.load(Ordering::Relaxed),
             proposals_rejected: self.sink.rejected.load(Ordering::Relaxed),
             proposals_queued: self.proposal_queue_capacity - self.proposals.capacity(),
+            peer_messages_dropped: self.sink.peer_messages_dropped.load(Ordering::Relaxed),
             entries_applied: self.progress.normal_entries_applied.load(Ordering::Relaxed),
             log_fsyncs: fsyncs,
             log_entries_written: self.log_stats.entries_written.load(Ordering::Relaxed),
@@ -559,8 +912,7 @@ impl Replica {
         self.raft.metrics()
     }
 
-    /// The underlying openraft node, for operations this API does not wrap yet (membership
-    /// changes, leader transfer).
+    /// The underlying openraft node, for operations this API does not wrap (leader transfer).
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
@@ -570,20 +922,16 @@ impl Replica {
         self.rpc_addr
     }
 
-    /// Stop: no more proposals, stop Raft, let the log writer finish its queue and persist the
-    /// last committed log id. Idempotent.
+    /// Stop: no more proposals, stop serving peers, stop Raft, let the log writer finish its
+    /// queue and persist the last committed log id. Idempotent.
     pub async fn shutdown(&self) -> Result<(), ReplicationError> {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let _ = self.stop_proposer.send(true);
-        let proposer = self
-            .proposer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(p) = proposer {
-            let _ = p.await;
+        let _ = self.stop_tasks.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
         }
         let server = self
             .rpc_server
@@ -609,10 +957,26 @@ impl Replica {
     }
 }
 
+fn members_of(membership: &openraft::Membership<u64, BasicNode>) -> BTreeMap<u64, Member> {
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, node)| {
+            (
+                *id,
+                Member {
+                    addr: node.addr.clone(),
+                    observer: !voters.contains(id),
+                },
+            )
+        })
+        .collect()
+}
+
 impl Drop for Replica {
     fn drop(&mut self) {
         if !self.stopped.load(Ordering::Acquire) {
-            let _ = self.stop_proposer.send(true);
+            let _ = self.stop_tasks.send(true);
             if let Some(s) = self
                 .rpc_server
                 .get_mut()
@@ -650,6 +1014,9 @@ fn validate(cfg: &ReplicaConfig) -> Result<(), ReplicationError> {
             "members do not include this server ({})",
             cfg.node_id
         ));
+    }
+    if !cfg.members.is_empty() && cfg.voter_ids().is_empty() {
+        return bad("members include no participant (every server is an observer)".into());
     }
     if !cfg.is_standalone() && cfg.listen_addr.is_none() {
         return bad("an ensemble member needs listen_addr".into());

@@ -4,17 +4,30 @@
 //! log's deletion floor so that every kept snapshot can still be replayed forward.
 //!
 //! ```text
-//! file = "CRLSNAP1" meta_len:u32le meta[meta_len] data_len:u64le data[data_len] crc32c:u32le
+//! file (v2) = "CRLSNAP2" meta_len:u32le meta[meta_len] data[..] data_len:u64le crc32c:u32le
+//! file (v1) = "CRLSNAP1" meta_len:u32le meta[meta_len] data_len:u64le data[data_len] crc32c:u32le
 //! ```
 //!
 //! `meta` is the postcard encoding of openraft's `SnapshotMeta` (last log id, membership) and
-//! the CRC covers every byte before it. Files are named `snapshot.<N>` with N, 20 digits, the
-//! number of log indexes the snapshot covers (last included index + 1), so names sort by age.
+//! the CRC covers every byte before it. v2 puts the data length after the data so the state
+//! machine can stream its bytes straight into the file; v1 files (older builds) are still read.
+//! Files are named `snapshot.<N>` with N, 20 digits, the number of log indexes the snapshot
+//! covers (last included index + 1), so names sort by age.
+//!
+//! A snapshot is handled as a [`SnapshotFile`]: an open file plus where its data lies. The
+//! leader streams a follower the whole file, chunk by chunk, straight from disk; the follower
+//! writes the chunks to a temporary file, verifies it like any snapshot file and renames it into
+//! place. The state machine's bytes are held in memory only while `restore` reads them.
 
 use std::fs::File;
 use std::fs::OpenOptions;
+use std::io;
 use std::io::BufWriter;
+use std::io::Read;
+use std::io::Seek;
+use std::io::SeekFrom;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -27,11 +40,74 @@ use crate::error::SnapshotError;
 use crate::types::next_index;
 use crate::types::SnapshotMeta;
 
-const SNAPSHOT_MAGIC: [u8; 8] = *b"CRLSNAP1";
+const SNAPSHOT_MAGIC_V1: [u8; 8] = *b"CRLSNAP1";
+const SNAPSHOT_MAGIC_V2: [u8; 8] = *b"CRLSNAP2";
 const SNAPSHOT_PREFIX: &str = "snapshot.";
 const CORRUPT_SUFFIX: &str = ".corrupt";
+/// Suffix of a snapshot being received from the leader (a `.tmp` file: removed on open).
+const RECEIVING_SUFFIX: &str = ".recv.tmp";
 /// ZooKeeper's autopurge.snapRetainCount never goes below 3; neither do we.
 pub const SNAP_RETAIN_COUNT_MIN: usize = 3;
+/// Largest metadata block accepted when reading a file.
+const META_BYTES_MAX: usize = 16 << 20;
+
+/// Writes the state machine's bytes into a snapshot file. Produced by
+/// [`crate::Applier::begin_snapshot`] on the apply task and run on a blocking thread.
+pub type SnapshotWriter = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+
+/// A verified snapshot file: what the state machine's snapshot data is in this crate. Cheap to
+/// clone (the file stays open, so it stays readable even after the store deletes it).
+#[derive(Clone)]
+pub struct SnapshotFile {
+    /// Where the file was when it was opened.
+    pub path: PathBuf,
+    file: Arc<File>,
+    /// Byte offset of the state machine's data.
+    data_offset: u64,
+    /// Length of the state machine's data.
+    data_len: u64,
+    /// Length of the whole file.
+    file_len: u64,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SnapshotFile({}, {} data bytes)",
+            self.path.display(),
+            self.data_len
+        )
+    }
+}
+
+impl SnapshotFile {
+    /// Bytes of state machine data.
+    pub fn data_len(&self) -> u64 {
+        self.data_len
+    }
+
+    /// Bytes of the whole file (what travels to a follower).
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Read the state machine's data into memory (for `restore`).
+    pub fn read_data(&self) -> io::Result<Vec<u8>> {
+        let len = usize::try_from(self.data_len)
+            .map_err(|_| io::Error::other("snapshot data does not fit in memory"))?;
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, self.data_offset)?;
+        Ok(buf)
+    }
+
+    /// Read up to `buf.len()` bytes of the whole file at `offset` (for streaming it).
+    pub fn read_file_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let n = buf.len().min(self.file_len.saturating_sub(offset) as usize);
+        self.file.read_exact_at(&mut buf[..n], offset)?;
+        Ok(n)
+    }
+}
 
 /// The directory of snapshot files.
 pub struct SnapshotStore {
@@ -40,16 +116,23 @@ pub struct SnapshotStore {
     deletion_floor: Arc<AtomicU64>,
     /// Serializes writers (a snapshot being built and one being installed).
     write_lock: Mutex<()>,
+    /// Numbers temporary files of concurrent receptions.
+    receive_seq: AtomicU64,
 }
 
 /// A snapshot read back from disk.
 pub struct StoredSnapshot {
     /// What it covers.
     pub meta: SnapshotMeta,
-    /// The state machine's bytes.
-    pub data: Vec<u8>,
-    /// The file it came from.
-    pub path: PathBuf,
+    /// The verified file.
+    pub file: SnapshotFile,
+}
+
+impl StoredSnapshot {
+    /// The state machine's bytes, read into memory.
+    pub fn data(&self) -> io::Result<Vec<u8>> {
+        self.file.read_data()
+    }
 }
 
 fn file_name(meta: &SnapshotMeta) -> String {
@@ -65,6 +148,26 @@ fn parse_file_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// A writer that keeps a running CRC32C and byte count of what passes through it.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: u32,
+    written: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl SnapshotStore {
@@ -92,6 +195,7 @@ impl SnapshotStore {
             retain: retain.max(SNAP_RETAIN_COUNT_MIN),
             deletion_floor,
             write_lock: Mutex::new(()),
+            receive_seq: AtomicU64::new(0),
         };
         store.update_floor()?;
         Ok(store)
@@ -118,46 +222,126 @@ impl SnapshotStore {
         Ok(out)
     }
 
-    /// Write a snapshot durably, then delete all but the newest `retain` snapshots.
+    /// Write a snapshot durably from bytes in memory, then delete all but the newest `retain`.
     pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf, SnapshotError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.save_with(meta, |w| w.write_all(data))
+            .map(|f| f.path.clone())
+    }
+
+    /// Write a snapshot durably, its data produced by `write` straight into the file (no copy
+    /// in memory), then delete all but the newest `retain` snapshots.
+    pub fn save_with(
+        &self,
+        meta: &SnapshotMeta,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<SnapshotFile, SnapshotError> {
         let name = file_name(meta);
         let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}{}", durable::TMP_SUFFIX));
+        // Unique per call: two writers of the same snapshot must not share a temporary file.
+        let seq = self.receive_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{name}.{seq}.build{}", durable::TMP_SUFFIX));
         let meta_bytes = postcard::to_allocvec(meta).map_err(|e| SnapshotError::Corrupt {
             path: path.clone(),
             reason: format!("cannot encode snapshot metadata: {e}"),
         })?;
 
-        let write = || -> std::io::Result<()> {
+        let write_file = || -> io::Result<u64> {
             let file = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .open(&tmp)?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let mut crc = 0u32;
-            let mut put = |w: &mut BufWriter<File>, bytes: &[u8]| -> std::io::Result<()> {
-                crc = crc32c::crc32c_append(crc, bytes);
-                w.write_all(bytes)
+            let mut w = CrcWriter {
+                inner: BufWriter::with_capacity(1 << 20, file),
+                crc: 0,
+                written: 0,
             };
-            put(&mut w, &SNAPSHOT_MAGIC)?;
-            put(&mut w, &(meta_bytes.len() as u32).to_le_bytes())?;
-            put(&mut w, &meta_bytes)?;
-            put(&mut w, &(data.len() as u64).to_le_bytes())?;
-            put(&mut w, data)?;
-            w.write_all(&crc.to_le_bytes())?;
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()
+            w.write_all(&SNAPSHOT_MAGIC_V2)?;
+            w.write_all(&(meta_bytes.len() as u32).to_le_bytes())?;
+            w.write_all(&meta_bytes)?;
+            let data_start = w.written;
+            write(&mut w)?;
+            let data_len = w.written - data_start;
+            w.write_all(&data_len.to_le_bytes())?;
+            let crc = w.crc;
+            let mut inner = w.inner;
+            inner.write_all(&crc.to_le_bytes())?;
+            let file = inner.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok(data_len)
         };
-        write().map_err(|e| SnapshotError::io("write snapshot", &tmp, e))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| SnapshotError::io("rename snapshot into place", &path, e))?;
-        durable::fsync_dir(&self.dir)
-            .map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
-        tracing::info!(path = %path.display(), bytes = data.len(), "wrote snapshot");
+        let data_len = match write_file() {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(SnapshotError::io("write snapshot", &tmp, e));
+            }
+        };
+        {
+            let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| SnapshotError::io("rename snapshot into place", &path, e))?;
+            durable::fsync_dir(&self.dir)
+                .map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
+        }
+        tracing::info!(path = %path.display(), bytes = data_len, "wrote snapshot");
         self.retain_newest()?;
-        Ok(path)
+        let (_, file) = open_snapshot(&path)?;
+        Ok(file)
+    }
+
+    /// A new temporary file for a snapshot being received; removed on open if left over.
+    pub fn receiving_path(&self) -> PathBuf {
+        let seq = self.receive_seq.fetch_add(1, Ordering::Relaxed);
+        self.dir
+            .join(format!("{SNAPSHOT_PREFIX}incoming.{seq}{RECEIVING_SUFFIX}"))
+    }
+
+    /// Put a verified snapshot file in place as the snapshot covering `meta` (a received file
+    /// is renamed, a file elsewhere is copied), fsync it, and return it from its new place.
+    pub fn adopt(
+        &self,
+        meta: &SnapshotMeta,
+        file: &SnapshotFile,
+    ) -> Result<SnapshotFile, SnapshotError> {
+        let name = file_name(meta);
+        let path = self.dir.join(&name);
+        if file.path == path {
+            return Ok(file.clone());
+        }
+        if file.path.parent() == Some(self.dir.as_path())
+            && file.path.to_string_lossy().ends_with(RECEIVING_SUFFIX)
+        {
+            file.file
+                .sync_all()
+                .map_err(|e| SnapshotError::io("fsync received snapshot", &file.path, e))?;
+            {
+                let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+                std::fs::rename(&file.path, &path)
+                    .map_err(|e| SnapshotError::io("rename snapshot into place", &path, e))?;
+                durable::fsync_dir(&self.dir)
+                    .map_err(|e| SnapshotError::io("fsync snapshot directory", &self.dir, e))?;
+            }
+            self.retain_newest()?;
+            let (_, f) = open_snapshot(&path)?;
+            return Ok(f);
+        }
+        // Elsewhere (another store's file): copy its data through the normal writer.
+        let src = file.clone();
+        self.save_with(meta, move |w| {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = src.data_offset;
+            let end = src.data_offset + src.data_len;
+            while off < end {
+                let n = buf.len().min((end - off) as usize);
+                src.file.read_exact_at(&mut buf[..n], off)?;
+                w.write_all(&buf[..n])?;
+                off += n as u64;
+            }
+            Ok(())
+        })
     }
 
     /// Whether a snapshot covering exactly `meta`'s log id is on disk.
@@ -206,6 +390,7 @@ impl SnapshotStore {
     }
 
     fn retain_newest(&self) -> Result<(), SnapshotError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let all = self.list()?;
         let mut removed = false;
         for (_, path) in all.iter().skip(self.retain) {
@@ -236,49 +421,93 @@ impl SnapshotStore {
     }
 }
 
-/// Read and verify one snapshot file.
+/// Read and verify one snapshot file (streaming its CRC; the data stays on disk).
 pub fn read_snapshot(path: &Path) -> Result<StoredSnapshot, SnapshotError> {
-    let bytes = std::fs::read(path).map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    let (meta, file) = open_snapshot(path)?;
+    Ok(StoredSnapshot { meta, file })
+}
+
+/// Open and verify a snapshot file: magic, CRC over the whole file, lengths, metadata.
+pub fn open_snapshot(path: &Path) -> Result<(SnapshotMeta, SnapshotFile), SnapshotError> {
     let corrupt = |reason: String| SnapshotError::Corrupt {
         path: path.to_path_buf(),
         reason,
     };
-    if bytes.len() < 8 + 4 + 8 + 4 || bytes[..8] != SNAPSHOT_MAGIC {
-        return Err(corrupt("bad magic or file too short".into()));
+    let mut f = File::open(path).map_err(|e| SnapshotError::io("open snapshot", path, e))?;
+    let file_len = f
+        .metadata()
+        .map_err(|e| SnapshotError::io("stat snapshot", path, e))?
+        .len();
+    if file_len < 8 + 4 + 8 + 4 {
+        return Err(corrupt("file too short".into()));
     }
-    let body_len = bytes.len() - 4;
-    let stored_crc = u32::from_le_bytes([
-        bytes[body_len],
-        bytes[body_len + 1],
-        bytes[body_len + 2],
-        bytes[body_len + 3],
-    ]);
-    let actual_crc = crc32c::crc32c(&bytes[..body_len]);
-    if stored_crc != actual_crc {
+    // Stream the CRC over everything before the trailing 4 bytes.
+    let body_len = file_len - 4;
+    let mut crc = 0u32;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut head = Vec::new();
+    let mut remaining = body_len;
+    while remaining > 0 {
+        let n = buf.len().min(remaining as usize);
+        f.read_exact(&mut buf[..n])
+            .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        if head.len() < 12 {
+            head.extend_from_slice(&buf[..n.min(12 - head.len())]);
+        }
+        remaining -= n as u64;
+    }
+    let mut crc_bytes = [0u8; 4];
+    f.read_exact(&mut crc_bytes)
+        .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    let stored_crc = u32::from_le_bytes(crc_bytes);
+    if stored_crc != crc {
         return Err(corrupt(format!(
-            "crc32c mismatch: stored {stored_crc:#010x}, computed {actual_crc:#010x}"
+            "crc32c mismatch: stored {stored_crc:#010x}, computed {crc:#010x}"
         )));
     }
-    let meta_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-    let meta_end = 12 + meta_len;
-    if meta_end + 8 > body_len {
+    let v2 = head[..8] == SNAPSHOT_MAGIC_V2;
+    if !v2 && head[..8] != SNAPSHOT_MAGIC_V1 {
+        return Err(corrupt("bad magic".into()));
+    }
+    let meta_len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+    if meta_len > META_BYTES_MAX || 12 + meta_len as u64 + 8 > body_len {
         return Err(corrupt("metadata length runs past the end".into()));
     }
-    let meta: SnapshotMeta = postcard::from_bytes(&bytes[12..meta_end])
+    let mut meta_bytes = vec![0u8; meta_len];
+    f.read_exact_at(&mut meta_bytes, 12)
+        .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    let meta: SnapshotMeta = postcard::from_bytes(&meta_bytes)
         .map_err(|e| corrupt(format!("cannot decode metadata: {e}")))?;
     let mut len_bytes = [0u8; 8];
-    len_bytes.copy_from_slice(&bytes[meta_end..meta_end + 8]);
-    let data_len = u64::from_le_bytes(len_bytes) as usize;
-    let data_start = meta_end + 8;
-    if data_start + data_len != body_len {
+    let (data_offset, len_at) = if v2 {
+        (12 + meta_len as u64, body_len - 8)
+    } else {
+        (12 + meta_len as u64 + 8, 12 + meta_len as u64)
+    };
+    f.read_exact_at(&mut len_bytes, len_at)
+        .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    let data_len = u64::from_le_bytes(len_bytes);
+    let expected_end = if v2 {
+        data_offset + data_len + 8
+    } else {
+        data_offset + data_len
+    };
+    if expected_end != body_len {
         return Err(corrupt(format!(
             "data length {data_len} does not match the file size"
         )));
     }
-    let data = bytes[data_start..body_len].to_vec();
-    Ok(StoredSnapshot {
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    Ok((
         meta,
-        data,
-        path: path.to_path_buf(),
-    })
+        SnapshotFile {
+            path: path.to_path_buf(),
+            file: Arc::new(f),
+            data_offset,
+            data_len,
+            file_len,
+        },
+    ))
 }

@@ -22,7 +22,9 @@ use openraft::EntryPayload;
 use openraft::OptionalSend;
 
 use crate::proposer::Rejection;
+use crate::snapshot_store::SnapshotFile;
 use crate::snapshot_store::SnapshotStore;
+use crate::snapshot_store::SnapshotWriter;
 use crate::types::next_index;
 use crate::types::LogId;
 use crate::types::Snapshot;
@@ -31,7 +33,8 @@ use crate::types::StoredMembership;
 use crate::types::TypeConfig;
 
 /// What the server supplies: its state machine (the znode tree). Interior mutability is the
-/// server's business; every method is called from one task at a time, in log order.
+/// server's business; `apply`, `snapshot`, `begin_snapshot` and `restore` are called from one
+/// task at a time, in log order.
 pub trait Applier: Send + Sync + 'static {
     /// Apply one committed normal entry. Called on every server, in log order, exactly once
     /// per entry between two `restore` calls. `term` is the Raft term of the leader that
@@ -40,18 +43,40 @@ pub trait Applier: Send + Sync + 'static {
     fn apply(&self, term: u64, index: u64, payload: &[u8]);
 
     /// Serialize the whole state. Called between two `apply` calls, so it sees the state after
-    /// exactly the entries applied so far.
+    /// exactly the entries applied so far. Only used through the default
+    /// [`Applier::begin_snapshot`].
     fn snapshot(&self) -> Vec<u8>;
+
+    /// Start a snapshot of the state after exactly the entries applied so far. Called on the
+    /// apply task between two `apply` calls; the returned writer then runs on a blocking thread
+    /// while applying goes on, and writes the snapshot's bytes straight into the snapshot file.
+    ///
+    /// The default calls [`Applier::snapshot`] here (so apply waits while it serializes) and
+    /// the writer copies its bytes. An applier that can capture its state cheaply (an `Arc`
+    /// of an immutable tree, a copy-on-write handle) should return a writer that serializes
+    /// that capture, so that apply is not held up and no second copy is made in memory.
+    fn begin_snapshot(&self) -> SnapshotWriter {
+        let bytes = self.snapshot();
+        Box::new(move |w: &mut dyn std::io::Write| w.write_all(&bytes))
+    }
 
     /// Replace the whole state with a snapshot's bytes (at start, or when the leader sends a
     /// snapshot to a lagging follower).
     fn restore(&self, data: &[u8]) -> Result<(), String>;
 
     /// A payload this server accepted in [`crate::Replica::propose`] will not be applied
-    /// through it; see [`Rejection`] for what each case means for the client. Called from
-    /// the Raft task or the proposer task: must not block. The default ignores it.
+    /// through it; see [`Rejection`] for what each case means for the client. Called at most
+    /// once per payload, from a replication task: must not block. The default ignores it.
     fn rejected(&self, payload: &[u8], rejection: Rejection) {
         let _ = (payload, rejection);
+    }
+
+    /// A message another server sent with [`crate::Replica::send_to_leader`] reached this
+    /// server while it was leader (or this server sent it to itself while leading). Best
+    /// effort: messages may be lost when leadership changes. Called from a network task: must
+    /// not block. The default ignores it.
+    fn on_peer_message(&self, from: u64, bytes: &[u8]) {
+        let _ = (from, bytes);
     }
 }
 
@@ -98,28 +123,35 @@ impl StateMachineStore {
     }
 }
 
-/// Builds a snapshot from bytes captured when the builder was created: openraft creates the
-/// builder in the apply task (between two applies) and runs `build_snapshot` in another task,
-/// so the state must be captured up front to be consistent with `meta`.
+/// Builds a snapshot from the state captured when the builder was created: openraft creates
+/// the builder in the apply task (between two applies) and runs `build_snapshot` in another
+/// task, so the state must be captured up front to be consistent with `meta`. The capture's
+/// writer runs on a blocking thread, straight into the snapshot file.
 pub struct SnapshotBuilder {
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    /// A `Mutex` only to make the builder `Sync`, as openraft requires; never contended.
+    writer: std::sync::Mutex<Option<SnapshotWriter>>,
     snapshots: Arc<SnapshotStore>,
     progress: Arc<ApplyProgress>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let meta = self.meta.clone();
-        let data = std::mem::take(&mut self.data);
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| io::Error::other("snapshot builder used twice"))?;
         let snapshots = self.snapshots.clone();
-        let (meta, data) =
-            tokio::task::spawn_blocking(move || snapshots.save(&meta, &data).map(|_| (meta, data)))
-                .await
-                .map_err(|e| io::Error::other(format!("snapshot writer task failed: {e}")))?
-                .map_err(io::Error::other)?;
+        let meta2 = meta.clone();
+        let file = tokio::task::spawn_blocking(move || snapshots.save_with(&meta2, writer))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot writer task failed: {e}")))?
+            .map_err(io::Error::other)?;
         self.progress
             .snapshots_built
             .fetch_add(1, Ordering::Relaxed);
@@ -128,7 +160,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .store(next_index(meta.last_log_id.as_ref()), Ordering::Relaxed);
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: file,
         })
     }
 }
@@ -140,7 +172,7 @@ impl StateMachineStore {
                 last_log_id: self.last_applied,
                 last_membership: self.last_membership.clone(),
             },
-            data: self.applier.snapshot(),
+            writer: std::sync::Mutex::new(Some(self.applier.begin_snapshot())),
             snapshots: self.snapshots.clone(),
             progress: self.progress.clone(),
         }
@@ -148,7 +180,7 @@ impl StateMachineStore {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -206,14 +238,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Vec<u8>,
+        snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
-        self.applier.restore(&snapshot).map_err(|e| {
+        let reader = snapshot.clone();
+        let data = tokio::task::spawn_blocking(move || reader.read_data())
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot reader task failed: {e}")))??;
+        self.applier.restore(&data).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("the state machine rejected snapshot {meta}: {e}"),
             )
         })?;
+        drop(data);
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.progress
@@ -226,13 +263,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .snapshot_next
             .store(next_index(meta.last_log_id.as_ref()), Ordering::Relaxed);
 
-        // Persist it unless this is the restore of our own newest file at start.
+        // Keep it on disk (a received file is renamed into place; our own newest file at
+        // start is already there), and drop newer files that no longer describe our state.
         let snapshots = self.snapshots.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || -> Result<(), io::Error> {
-            if !snapshots.contains(&meta) {
-                snapshots.save(&meta, &snapshot).map_err(io::Error::other)?;
-            }
+            snapshots
+                .adopt(&meta, &snapshot)
+                .map_err(io::Error::other)?;
             snapshots.remove_newer_than(&meta).map_err(io::Error::other)
         })
         .await
@@ -247,7 +285,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(io::Error::other)?;
         Ok(loaded.map(|s| Snapshot {
             meta: s.meta,
-            snapshot: s.data,
+            snapshot: s.file,
         }))
     }
 }

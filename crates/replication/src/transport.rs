@@ -1,80 +1,206 @@
-//! Raft RPCs between servers over TCP: length-prefixed postcard frames, one request then one
-//! response at a time on a connection. The client side is used by `network.rs`; the server
-//! side accepts connections from peers and hands each request to the local Raft node.
+//! The wire between servers: length-prefixed postcard frames over TCP, and the server side
+//! that accepts peers' connections. The first frame of a connection says what it carries:
+//!
+//! - `Hello::Raft`: Raft RPCs from a peer's Raft core. Unary requests (vote, pre-vote, leader
+//!   transfer, bootstrap probe) get one response each; an append session (`AppendStart` then
+//!   any number of `Append` frames) is pipelined: requests are fed to this node's
+//!   `Raft::stream_append` as they arrive and answered in order, without the sender waiting
+//!   for one answer before sending the next (`network.rs` is the client side).
+//! - `Hello::Snapshot`: a snapshot file streamed in chunks from the leader, written to a
+//!   temporary file, verified, and installed (`snapshot_store.rs`).
+//! - `Hello::Link`: a follower's or observer's link to the leader: forwarded proposals,
+//!   read-index requests and side-channel messages (`link.rs`).
 //!
 //! ```text
-//! frame = len:u32be postcard(RpcRequest | RpcResponse)
+//! frame = len:u32be postcard(message)
 //! ```
 //!
 //! Peers are trusted: the port must only be reachable by the ensemble (as ZooKeeper's quorum
-//! ports). Every frame is bounded by [`FRAME_BYTES_MAX`].
+//! ports). Every frame is bounded by [`FRAME_BYTES_MAX`] and every queue is bounded.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 use tokio::io::BufReader;
 use tokio::io::BufWriter;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::link::LinkRegistry;
+use crate::proposer::Rejection;
+use crate::snapshot_store::SnapshotStore;
+use crate::state_machine::Applier;
+use crate::types::Payload;
 use crate::types::Raft;
 use crate::types::SnapshotMeta;
 use crate::types::TypeConfig;
 use crate::types::Vote;
 
-/// Largest frame accepted or sent (a full snapshot travels in one frame).
+/// Largest frame accepted or sent. An append batch of many large entries is the biggest
+/// message; snapshots travel in chunks of [`SNAPSHOT_CHUNK_BYTES`].
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
+/// Size of one snapshot chunk on the wire.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Concurrent peer connections served; more wait for a slot.
 const CONNECTIONS_MAX: usize = 64;
+/// Responses queued for one connection's writer.
+const RESPONSE_QUEUE_MAX: usize = 256;
+/// Append requests of one session queued for this node's Raft core.
+const APPEND_QUEUE_MAX: usize = 64;
 
-/// A request from a peer.
-#[derive(Serialize, Deserialize)]
-pub(crate) enum RpcRequest {
-    Append(openraft::raft::AppendEntriesRequest<TypeConfig>),
-    Vote(openraft::raft::VoteRequest<TypeConfig>),
-    PreVote(openraft::raft::VoteRequest<TypeConfig>),
-    Snapshot {
-        vote: Vote,
-        meta: SnapshotMeta,
-        data: Vec<u8>,
+/// The first frame of a connection.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Hello {
+    Raft {
+        from: u64,
     },
-    TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
+    Snapshot {
+        from: u64,
+    },
+    Link {
+        from: u64,
+        /// Orders the links one origin opens: (process start time, link counter).
+        generation: (u64, u64),
+    },
 }
 
-/// The answer to an [`RpcRequest`].
+/// A frame on a `Hello::Raft` connection, client to server.
 #[derive(Serialize, Deserialize)]
-pub(crate) enum RpcResponse {
-    Append(openraft::raft::AppendEntriesResponse<TypeConfig>),
+pub(crate) enum RaftReq {
+    Vote(openraft::raft::VoteRequest<TypeConfig>),
+    PreVote(openraft::raft::VoteRequest<TypeConfig>),
+    TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
+    /// Whether this node has Raft state (bootstrap asks before initializing a group).
+    Probe,
+    /// Starts a new append session: the `Append` frames that follow belong to it.
+    AppendStart,
+    Append(openraft::raft::AppendEntriesRequest<TypeConfig>),
+}
+
+/// A frame on a `Hello::Raft` connection, server to client.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum RaftResp {
     Vote(openraft::raft::VoteResponse<TypeConfig>),
-    Snapshot(openraft::raft::SnapshotResponse<TypeConfig>),
     TransferLeader(openraft::raft::TransferLeaderResponse<TypeConfig>),
+    Probe {
+        node_id: u64,
+        initialized: bool,
+    },
+    /// The answer to one `Append`, in the order they were sent.
+    Append(openraft::raft::StreamAppendResult<TypeConfig>),
     /// The remote Raft node could not handle the request (it is shutting down, usually).
     Error(String),
 }
 
-/// Why an RPC failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CallError {
-    #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: io::Error },
-    #[error("connection to {addr} failed: {source}")]
-    Io { addr: String, source: io::Error },
-    #[error("no answer from {addr} within {timeout:?}")]
-    Timeout { addr: String, timeout: Duration },
-    #[error("{addr} answered: {message}")]
-    Remote { addr: String, message: String },
-    #[error("{addr}: {message}")]
-    Protocol { addr: String, message: String },
+/// A frame on a `Hello::Snapshot` connection, client to server.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum SnapReq {
+    Begin {
+        vote: Vote,
+        meta: SnapshotMeta,
+        file_len: u64,
+    },
+    Chunk(#[serde(with = "serde_bytes_vec")] Vec<u8>),
+    End,
 }
 
-async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, body: &[u8]) -> io::Result<()> {
+/// The answer on a `Hello::Snapshot` connection.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum SnapResp {
+    Done(openraft::raft::SnapshotResponse<TypeConfig>),
+    Error(String),
+}
+
+/// A frame on a `Hello::Link` connection, origin to leader.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum LinkReq {
+    /// Proposals numbered `first_seq`, `first_seq + 1`, ... in proposal order.
+    Forward {
+        first_seq: u64,
+        payloads: Vec<Payload>,
+    },
+    /// Confirm leadership with a quorum and answer the index a read must wait for.
+    ReadIndex { id: u64 },
+    /// Side-channel messages for the leader's applier.
+    PeerMessages(Vec<Payload>),
+}
+
+/// A frame on a `Hello::Link` connection, leader to origin.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum LinkResp {
+    /// Forwarded proposals now committed (they will be applied) or refused/dropped.
+    Outcomes {
+        committed: Vec<u64>,
+        rejected: Vec<(u64, Rejection)>,
+    },
+    ReadIndex {
+        id: u64,
+        result: Result<u64, String>,
+    },
+}
+
+mod serde_bytes_vec {
+    use serde::Deserializer;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Encode a message as one frame body.
+pub(crate) fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
+    postcard::to_allocvec(msg).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cannot encode frame: {e}"),
+        )
+    })
+}
+
+/// Decode one frame body.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> io::Result<T> {
+    postcard::from_bytes(buf).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cannot decode frame: {e}"),
+        )
+    })
+}
+
+/// Write one frame and flush.
+pub(crate) async fn write_frame<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    body: &[u8],
+) -> io::Result<()> {
     if body.len() > FRAME_BYTES_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -89,8 +215,20 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, body: &[u8]) -> io::Re
     w.flush().await
 }
 
+/// Encode and write one message.
+pub(crate) async fn send<W: AsyncWriteExt + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> io::Result<()> {
+    let body = encode(msg)?;
+    write_frame(w, &body).await
+}
+
 /// Read one frame into `buf`; `Ok(false)` on a clean end of stream before a frame starts.
-async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
+pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -110,102 +248,66 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io
     Ok(true)
 }
 
-/// One connection to one peer, opened on first use and reopened after a failure.
-pub(crate) struct RpcClient {
-    addr: String,
-    stream: Option<(
-        BufReader<tokio::net::tcp::OwnedReadHalf>,
-        BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    )>,
-    buf: Vec<u8>,
+/// Read one frame and decode it; an end of stream is an error here.
+pub(crate) async fn recv<R: AsyncReadExt + Unpin, T: for<'a> Deserialize<'a>>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> io::Result<T> {
+    if !read_frame(r, buf).await? {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "peer closed the connection",
+        ));
+    }
+    decode(buf)
 }
 
-impl RpcClient {
-    pub(crate) fn new(addr: String) -> Self {
-        RpcClient {
-            addr,
-            stream: None,
-            buf: Vec::new(),
-        }
-    }
+/// The two halves of a connection, buffered.
+pub(crate) type Reader = BufReader<OwnedReadHalf>;
+/// The write half of a connection, buffered.
+pub(crate) type Writer = BufWriter<OwnedWriteHalf>;
 
-    /// Send `req` and wait for its response, for at most `timeout`.
-    pub(crate) async fn call(
-        &mut self,
-        req: &RpcRequest,
-        timeout: Duration,
-    ) -> Result<RpcResponse, CallError> {
-        match tokio::time::timeout(timeout, self.call_inner(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => {
-                self.stream = None;
-                Err(e)
-            }
-            Err(_) => {
-                // The stream may hold half a frame: never reuse it.
-                self.stream = None;
-                Err(CallError::Timeout {
-                    addr: self.addr.clone(),
-                    timeout,
-                })
-            }
+/// Connect to `addr` within `timeout` and send `hello`.
+pub(crate) async fn connect(
+    addr: &str,
+    hello: &Hello,
+    timeout: Duration,
+) -> io::Result<(Reader, Writer)> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(s) => s?,
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connecting to {addr} took longer than {timeout:?}"),
+            ))
         }
-    }
-
-    async fn call_inner(&mut self, req: &RpcRequest) -> Result<RpcResponse, CallError> {
-        let addr = self.addr.clone();
-        if self.stream.is_none() {
-            let s = TcpStream::connect(&addr)
-                .await
-                .map_err(|source| CallError::Connect {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let _ = s.set_nodelay(true);
-            let (r, w) = s.into_split();
-            self.stream = Some((BufReader::new(r), BufWriter::new(w)));
-        }
-        let body = postcard::to_allocvec(req).map_err(|e| CallError::Protocol {
-            addr: addr.clone(),
-            message: format!("cannot encode request: {e}"),
-        })?;
-        let Some((r, w)) = self.stream.as_mut() else {
-            return Err(CallError::Protocol {
-                addr,
-                message: "no connection".into(),
-            });
-        };
-        let io_err = |source| CallError::Io {
-            addr: addr.clone(),
-            source,
-        };
-        write_frame(w, &body).await.map_err(io_err)?;
-        if !read_frame(r, &mut self.buf).await.map_err(io_err)? {
-            return Err(CallError::Io {
-                addr: addr.clone(),
-                source: io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"),
-            });
-        }
-        let resp: RpcResponse =
-            postcard::from_bytes(&self.buf).map_err(|e| CallError::Protocol {
-                addr: addr.clone(),
-                message: format!("cannot decode response: {e}"),
-            })?;
-        if let RpcResponse::Error(message) = resp {
-            return Err(CallError::Remote { addr, message });
-        }
-        Ok(resp)
-    }
+    };
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut w = BufWriter::with_capacity(64 << 10, w);
+    send(&mut w, hello).await?;
+    Ok((BufReader::with_capacity(64 << 10, r), w))
 }
 
-/// The accept loop serving peers' RPCs; aborted on drop of its handle by the replica.
+/// What the server side needs to answer peers.
+pub(crate) struct ServerCtx {
+    pub(crate) node_id: u64,
+    pub(crate) raft: Raft,
+    pub(crate) snapshots: Arc<SnapshotStore>,
+    pub(crate) applier: Arc<dyn Applier>,
+    pub(crate) links: Arc<LinkRegistry>,
+    /// Longest wait for the next frame of a snapshot being received.
+    pub(crate) snapshot_chunk_timeout: Duration,
+}
+
+/// The accept loop serving peers' RPCs; aborted by the replica at shutdown.
 pub(crate) struct RpcServer {
     pub(crate) local_addr: std::net::SocketAddr,
     pub(crate) task: JoinHandle<()>,
 }
 
-/// Bind `addr` and serve RPCs to `raft`.
-pub(crate) async fn serve(addr: &str, raft: Raft) -> io::Result<RpcServer> {
+/// Bind `addr` and serve peers.
+pub(crate) async fn serve(addr: &str, ctx: Arc<ServerCtx>) -> io::Result<RpcServer> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -225,10 +327,10 @@ pub(crate) async fn serve(addr: &str, raft: Raft) -> io::Result<RpcServer> {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let raft = raft.clone();
+            let ctx = ctx.clone();
             connections.spawn(async move {
                 let _permit = permit;
-                if let Err(e) = serve_connection(stream, raft).await {
+                if let Err(e) = serve_connection(stream, ctx).await {
                     tracing::debug!(%peer, error = %e, "replication connection closed");
                 }
             });
@@ -237,58 +339,239 @@ pub(crate) async fn serve(addr: &str, raft: Raft) -> io::Result<RpcServer> {
     Ok(RpcServer { local_addr, task })
 }
 
-async fn serve_connection(stream: TcpStream, raft: Raft) -> io::Result<()> {
+async fn serve_connection(stream: TcpStream, ctx: Arc<ServerCtx>) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    let mut w = BufWriter::new(w);
+    let mut r = BufReader::with_capacity(64 << 10, r);
+    let w = BufWriter::with_capacity(64 << 10, w);
     let mut buf = Vec::new();
+    if !read_frame(&mut r, &mut buf).await? {
+        return Ok(());
+    }
+    let hello: Hello = decode(&buf)?;
+    match hello {
+        Hello::Raft { .. } => serve_raft(r, w, buf, ctx).await,
+        Hello::Snapshot { from } => serve_snapshot(r, w, buf, ctx, from).await,
+        Hello::Link { from, generation } => {
+            crate::link::serve_link(r, w, buf, ctx, from, generation).await
+        }
+    }
+}
+
+/// Spawn the task that writes a connection's responses in queue order.
+fn spawn_writer<T: Serialize + Send + 'static>(
+    mut w: Writer,
+) -> (mpsc::Sender<T>, JoinHandle<io::Result<()>>) {
+    let (tx, mut rx) = mpsc::channel::<T>(RESPONSE_QUEUE_MAX);
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(64);
+        while rx.recv_many(&mut batch, 64).await > 0 {
+            for msg in batch.drain(..) {
+                let body = encode(&msg)?;
+                if body.len() > FRAME_BYTES_MAX {
+                    return Err(io::Error::other("response frame too large"));
+                }
+                w.write_all(&(body.len() as u32).to_be_bytes()).await?;
+                w.write_all(&body).await?;
+            }
+            w.flush().await?;
+        }
+        Ok(())
+    });
+    (tx, task)
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn serve_raft(
+    mut r: Reader,
+    w: Writer,
+    mut buf: Vec<u8>,
+    ctx: Arc<ServerCtx>,
+) -> io::Result<()> {
+    let (out, writer) = spawn_writer::<RaftResp>(w);
+    let _writer = AbortOnDrop(writer);
+    // The current append session: where its requests go, and the task answering them.
+    let mut session: Option<(
+        mpsc::Sender<openraft::raft::AppendEntriesRequest<TypeConfig>>,
+        AbortOnDrop<()>,
+    )> = None;
     while read_frame(&mut r, &mut buf).await? {
-        let req: RpcRequest = postcard::from_bytes(&buf).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("cannot decode request: {e}"),
-            )
-        })?;
-        let resp = handle(&raft, req).await;
-        let body = postcard::to_allocvec(&resp).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("cannot encode response: {e}"),
-            )
-        })?;
-        write_frame(&mut w, &body).await?;
+        let req: RaftReq = decode(&buf)?;
+        let resp = match req {
+            RaftReq::Append(rpc) => {
+                if let Some((tx, _)) = &session {
+                    // A closed session (it ended on a conflict or a higher vote) drops the
+                    // request: the sender stops reading answers at that error anyway.
+                    let _ = tx.send(rpc).await;
+                }
+                continue;
+            }
+            RaftReq::AppendStart => {
+                let (tx, rx) = mpsc::channel(APPEND_QUEUE_MAX);
+                let input = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|req| (req, rx))
+                });
+                let output = ctx.raft.stream_append(input);
+                let out = out.clone();
+                let task = tokio::spawn(async move {
+                    let mut output = std::pin::pin!(output);
+                    while let Some(item) = output.next().await {
+                        let msg = match item {
+                            Ok(res) => RaftResp::Append(res),
+                            Err(fatal) => RaftResp::Error(fatal.to_string()),
+                        };
+                        if out.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                // Dropping the previous session's sender ends its input stream.
+                session = Some((tx, AbortOnDrop(task)));
+                continue;
+            }
+            RaftReq::Vote(rpc) => match ctx.raft.vote(rpc).await {
+                Ok(r) => RaftResp::Vote(r),
+                Err(e) => RaftResp::Error(e.to_string()),
+            },
+            RaftReq::PreVote(rpc) => match ctx.raft.pre_vote(rpc).await {
+                Ok(r) => RaftResp::Vote(r),
+                Err(e) => RaftResp::Error(e.to_string()),
+            },
+            RaftReq::TransferLeader(rpc) => match ctx.raft.handle_transfer_leader(rpc).await {
+                Ok(r) => RaftResp::TransferLeader(r),
+                Err(e) => RaftResp::Error(e.to_string()),
+            },
+            RaftReq::Probe => match ctx.raft.is_initialized().await {
+                Ok(initialized) => RaftResp::Probe {
+                    node_id: ctx.node_id,
+                    initialized,
+                },
+                Err(e) => RaftResp::Error(e.to_string()),
+            },
+        };
+        if out.send(resp).await.is_err() {
+            break;
+        }
     }
     Ok(())
 }
 
-async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
-    match req {
-        RpcRequest::Append(rpc) => match raft.append_entries(rpc).await {
-            Ok(r) => RpcResponse::Append(r),
-            Err(e) => RpcResponse::Error(e.to_string()),
-        },
-        RpcRequest::Vote(rpc) => match raft.vote(rpc).await {
-            Ok(r) => RpcResponse::Vote(r),
-            Err(e) => RpcResponse::Error(e.to_string()),
-        },
-        RpcRequest::PreVote(rpc) => match raft.pre_vote(rpc).await {
-            Ok(r) => RpcResponse::Vote(r),
-            Err(e) => RpcResponse::Error(e.to_string()),
-        },
-        RpcRequest::Snapshot { vote, meta, data } => {
-            let snapshot = crate::types::Snapshot {
-                meta,
-                snapshot: data,
-            };
-            match raft.install_full_snapshot(vote, snapshot).await {
-                Ok(r) => RpcResponse::Snapshot(r),
-                Err(e) => RpcResponse::Error(e.to_string()),
+async fn serve_snapshot(
+    mut r: Reader,
+    mut w: Writer,
+    mut buf: Vec<u8>,
+    ctx: Arc<ServerCtx>,
+    from: u64,
+) -> io::Result<()> {
+    let first: SnapReq = recv(&mut r, &mut buf).await?;
+    let SnapReq::Begin {
+        vote,
+        meta,
+        file_len,
+    } = first
+    else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a snapshot stream must start with Begin",
+        ));
+    };
+    tracing::info!(from, %meta, file_len, "receiving a snapshot");
+    let path = ctx.snapshots.receiving_path();
+    let result = receive_snapshot(&mut r, &mut buf, &ctx, &path, vote, meta, file_len).await;
+    let resp = match result {
+        Ok(resp) => SnapResp::Done(resp),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            tracing::warn!(from, error = %e, "receiving a snapshot failed");
+            SnapResp::Error(e.to_string())
+        }
+    };
+    send(&mut w, &resp).await
+}
+
+async fn receive_snapshot(
+    r: &mut Reader,
+    buf: &mut Vec<u8>,
+    ctx: &ServerCtx,
+    path: &std::path::Path,
+    vote: Vote,
+    meta: SnapshotMeta,
+    file_len: u64,
+) -> io::Result<openraft::raft::SnapshotResponse<TypeConfig>> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .await?;
+    let mut received = 0u64;
+    loop {
+        let frame = tokio::time::timeout(ctx.snapshot_chunk_timeout, recv::<_, SnapReq>(r, buf))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no snapshot chunk within the timeout",
+                )
+            })??;
+        match frame {
+            SnapReq::Chunk(bytes) => {
+                received += bytes.len() as u64;
+                if received > file_len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "snapshot stream is longer than announced",
+                    ));
+                }
+                file.write_all(&bytes).await?;
+            }
+            SnapReq::End => break,
+            SnapReq::Begin { .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a second Begin in a snapshot stream",
+                ))
             }
         }
-        RpcRequest::TransferLeader(rpc) => match raft.handle_transfer_leader(rpc).await {
-            Ok(r) => RpcResponse::TransferLeader(r),
-            Err(e) => RpcResponse::Error(e.to_string()),
-        },
     }
+    if received != file_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("snapshot stream ended after {received} of {file_len} bytes"),
+        ));
+    }
+    file.flush().await?;
+    drop(file);
+    let p = path.to_path_buf();
+    let (file_meta, snapshot) =
+        tokio::task::spawn_blocking(move || crate::snapshot_store::open_snapshot(&p))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+    if file_meta != meta {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("received snapshot file describes {file_meta}, not the announced {meta}"),
+        ));
+    }
+    let snapshot = crate::types::Snapshot { meta, snapshot };
+    let result = ctx
+        .raft
+        .install_full_snapshot(vote, snapshot)
+        .await
+        .map_err(io::Error::other);
+    // Installed means renamed into place; otherwise (a stale snapshot, a newer vote here) the
+    // received file is not needed.
+    if tokio::fs::try_exists(path).await.unwrap_or(false) {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    result
 }

@@ -114,8 +114,9 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 /// What a snapshot covers: last included log id and the membership at that point.
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-/// A snapshot whose data is the serialized state machine.
-pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+/// A snapshot whose data is a verified snapshot file.
+pub type Snapshot =
+    openraft::type_config::alias::SnapshotOf<TypeConfig, crate::snapshot_store::SnapshotFile>;
 /// The openraft node driven by a [`crate::Replica`].
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;
 /// The raw metrics openraft publishes.

@@ -13,6 +13,7 @@ pub struct VecApplier {
     pub applied: Mutex<Vec<(u64, u64, Vec<u8>)>>,
     pub restores: Mutex<u64>,
     pub rejected: Mutex<Vec<(Vec<u8>, Rejection)>>,
+    pub peer_messages: Mutex<Vec<(u64, Vec<u8>)>>,
 }
 
 impl VecApplier {
@@ -55,6 +56,13 @@ impl Applier for VecApplier {
         *self.applied.lock().unwrap() = v;
         *self.restores.lock().unwrap() += 1;
         Ok(())
+    }
+
+    fn on_peer_message(&self, from: u64, bytes: &[u8]) {
+        self.peer_messages
+            .lock()
+            .unwrap()
+            .push((from, bytes.to_vec()));
     }
 
     fn rejected(&self, payload: &[u8], rejection: Rejection) {
