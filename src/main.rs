@@ -24,6 +24,18 @@ enum Command {
         /// A ZooKeeper zoo.cfg file.
         config: Option<PathBuf>,
     },
+    /// A zkCli.sh-compatible shell: `corral cli -server host:port[,host:port][/chroot] [command args…]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Load generator and comparison with Apache ZooKeeper (`corral bench --help`).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print a server's mode, zxid and counters (the `srvr` four-letter word).
     Status {
         /// host:port of the server's client port.
@@ -44,6 +56,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server { config } => run_server(config),
+        Command::Cli { args } => exit_code(corral_cli::run(&args)),
+        Command::Bench { args } => exit_code(corral_bench::run(&args)),
         Command::Status { server } => match corral_server::fourlw::query(&server, "srvr") {
             Ok(text) => {
                 print!("{text}");
@@ -94,4 +108,8 @@ fn run_server(config: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
