@@ -412,12 +412,6 @@ async fn digest_credentials_open_digest_acls() {
             .await;
         match refused.err() {
             Some(Error::AuthFailed) => {}
-            // Known Corral bug: a failing auth pipelined behind the
-            // ConnectRequest is answered before the ConnectResponse, so the
-            // handshake cannot be read. Tighten once the server is fixed.
-            Some(Error::ConnectFailed { last_error, .. }) if server.name == "corral" => {
-                eprintln!("KNOWN CORRAL BUG (auth reply before ConnectResponse): {last_error}");
-            }
             other => panic!("[{}] expected AuthFailed, got {other:?}", server.name),
         }
         for c in [bob, admin, bob_again] {

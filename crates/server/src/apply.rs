@@ -171,7 +171,7 @@ pub fn serve_waiting_reads(core: &mut Core, conn_id: u64) {
             return;
         };
         match conn.pending.front() {
-            Some(Pending::Read { .. }) | Some(Pending::Ready(_)) => {}
+            Some(Pending::Read { .. }) | Some(Pending::Ready(_)) | Some(Pending::Close) => {}
             Some(Pending::Sync { ready: true, .. }) => {}
             _ => return,
         }
@@ -188,6 +188,10 @@ pub fn serve_waiting_reads(core: &mut Core, conn_id: u64) {
                 ..
             }) => serve_read(core, conn_id, xid, request, received),
             Some(Pending::Ready(frame)) => conn.send(frame),
+            Some(Pending::Close) => {
+                conn.close();
+                return;
+            }
             _ => return,
         }
     }

@@ -115,7 +115,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         Handshake::Propose(payload) => Some(payload),
     };
     if let Some(payload) = proposal {
-        if shared.proposals.send(payload).await.is_err() {
+        if shared.propose(payload).await.is_err() {
             shared.core.lock().drop_conn(conn_id);
             let _ = writer.await;
             return;
@@ -313,7 +313,7 @@ async fn handle_frame(
 ) -> Continue {
     match handle_request(shared, conn_id, frame, field_len_max) {
         Continue::Propose(payload) => {
-            if shared.proposals.send(payload).await.is_err() {
+            if shared.propose(payload).await.is_err() {
                 return Continue::No("the server is shutting down".into());
             }
             Continue::Yes
@@ -460,12 +460,18 @@ fn handle_request(
             } else {
                 shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
                 encode_header_reply(&mut out, xid, 0, ErrorCode::AuthFailed);
-                conn.send(out.freeze());
-                conn.close();
-                Continue::No(format!(
-                    "authentication failed for scheme {:?}",
-                    packet.scheme
-                ))
+                if conn.pending.is_empty() {
+                    conn.send(out.freeze());
+                    conn.close();
+                    return Continue::No(format!(
+                        "authentication failed for scheme {:?}",
+                        packet.scheme
+                    ));
+                }
+                // Behind a pending ConnectResponse: reply and close in turn.
+                conn.pending.push_back(Pending::Ready(out.freeze()));
+                conn.pending.push_back(Pending::Close);
+                Continue::Yes
             }
         }
         Request::Sasl(_) => {

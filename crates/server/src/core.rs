@@ -70,6 +70,8 @@ pub enum Pending {
     },
     /// A reply already built (auth) that must not overtake earlier replies.
     Ready(Bytes),
+    /// Close the connection once everything before it has gone out.
+    Close,
     /// A `sync` waiting for the leader's read index to be applied here.
     Sync {
         xid: i32,
@@ -261,19 +263,13 @@ pub struct Shared {
     pub server_id: u64,
     pub core: Mutex<Core>,
     pub stats: Arc<ServerStats>,
-    pub proposals: mpsc::Sender<Vec<u8>>,
     /// Set once the log is open.
     pub replica: crate::replicate::ReplicaCell,
     next_conn: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(
-        config: ServerConfig,
-        server_id: u64,
-        core: Core,
-        proposals: mpsc::Sender<Vec<u8>>,
-    ) -> Shared {
+    pub fn new(config: ServerConfig, server_id: u64, core: Core) -> Shared {
         // Connection ids carry this process's start time in their top bits so
         // that entries replayed from the log never reach a new connection.
         let incarnation = std::time::SystemTime::now()
@@ -285,9 +281,25 @@ impl Shared {
             server_id,
             core: Mutex::new(core),
             stats: Arc::default(),
-            proposals,
             replica: Default::default(),
             next_conn: AtomicU64::new(incarnation << 40),
+        }
+    }
+
+    /// Hands a write to the log. `Err` when the log refused it (no leader,
+    /// shutting down): the connections waiting on writes are closed, since
+    /// their outcome cannot be known here.
+    pub async fn propose(&self, payload: Vec<u8>) -> Result<(), ()> {
+        let Some(replica) = self.replica.get() else {
+            return Err(());
+        };
+        match replica.propose(bytes::Bytes::from(payload)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!("proposal refused: {e}");
+                self.core.lock().drop_conns_with_pending_writes();
+                Err(())
+            }
         }
     }
 

@@ -50,7 +50,7 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
                 xid: 0,
                 txn: stamp(session_id, &[], TxnOp::CloseSession),
             };
-            if shared.proposals.send(entry.encode()).await.is_err() {
+            if shared.propose(entry.encode()).await.is_err() {
                 return;
             }
         }
@@ -81,7 +81,7 @@ pub async fn reap_containers(shared: Arc<Shared>) {
                 xid: 0,
                 txn: stamp(0, &[], TxnOp::DeleteContainer { path }),
             };
-            if shared.proposals.send(entry.encode()).await.is_err() {
+            if shared.propose(entry.encode()).await.is_err() {
                 return;
             }
             tokio::time::sleep(spacing).await;

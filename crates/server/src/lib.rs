@@ -34,9 +34,6 @@ use crate::config::ServerConfig;
 use crate::core::{Core, Shared};
 use crate::session::{initial_session_id, SessionTracker};
 
-/// Proposals queued towards the log before connections feel back-pressure.
-const PROPOSAL_QUEUE_MAX: usize = 16 * 1024;
-
 #[derive(Debug, Error)]
 pub enum ServerError {
     #[error("cannot create directory {path}: {source}")]
@@ -108,10 +105,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tracker,
         initial_session_id(server_id, write_path::wall_clock_ms()),
     );
-    let (proposals, proposal_rx) = tokio::sync::mpsc::channel(PROPOSAL_QUEUE_MAX);
-    let shared = Arc::new(Shared::new(config.clone(), server_id, core, proposals));
+    let shared = Arc::new(Shared::new(config.clone(), server_id, core));
 
-    let replica = replicate::open(shared.clone(), proposal_rx).await?;
+    let replica = replicate::open(shared.clone()).await?;
     {
         // Sessions recovered from the log get a full timeout to reconnect.
         let mut core = shared.core.lock();

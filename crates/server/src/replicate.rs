@@ -1,5 +1,5 @@
 //! Glue between the server and the replication layer (openraft over our own
-//! log): proposals go in through a bounded queue and a forwarder task;
+//! log): proposals go straight to the replica's bounded queue;
 //! committed entries come back through [`Applier::apply`], which runs the
 //! server's apply step; snapshots are the tree's snapshot encoding.
 //!
@@ -8,9 +8,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use corral_replication::{Applier, Bytes, Member, Rejection, Replica, ReplicaConfig, Role};
+use corral_replication::{Applier, Member, Rejection, Replica, ReplicaConfig, Role};
 use corral_tree::DataTree;
-use tokio::sync::mpsc;
 
 use crate::core::Shared;
 use crate::entry::LogEntry;
@@ -96,12 +95,10 @@ impl Applier for TreeApplier {
 /// Owns the replica and the forwarder task.
 pub struct ReplicaHandle {
     replica: Arc<Replica>,
-    forwarder: tokio::task::JoinHandle<()>,
 }
 
 impl ReplicaHandle {
     pub async fn shutdown(self) {
-        self.forwarder.abort();
         if let Err(e) = self.replica.shutdown().await {
             tracing::warn!("replication shutdown: {e}");
         }
@@ -113,10 +110,7 @@ pub type ReplicaCell = OnceLock<Arc<Replica>>;
 
 /// Opens the log and snapshots in dataDir/dataLogDir, restores the tree,
 /// replays committed entries, and starts forwarding proposals.
-pub async fn open(
-    shared: Arc<Shared>,
-    mut proposals: mpsc::Receiver<Vec<u8>>,
-) -> Result<ReplicaHandle, ServerError> {
+pub async fn open(shared: Arc<Shared>) -> Result<ReplicaHandle, ServerError> {
     let config = &shared.config;
     let node_id = config.my_id.unwrap_or(1).max(1);
     let mut rc = ReplicaConfig::standalone(node_id, &config.data_dir, &config.data_log_dir);
@@ -166,20 +160,7 @@ pub async fn open(
     }
     let replica = Arc::new(replica);
     let _ = shared.replica.set(replica.clone());
-    let forward_to = replica.clone();
-    let refused_by = shared.clone();
-    let forwarder = tokio::spawn(async move {
-        while let Some(payload) = proposals.recv().await {
-            if let Err(e) = forward_to.propose(Bytes::from(payload)).await {
-                // The payload is gone with the error; a connection waiting
-                // on it would wait forever, so close every connection that
-                // has writes in flight (the clients see a connection loss).
-                tracing::warn!("proposal refused: {e}");
-                refused_by.core.lock().drop_conns_with_pending_writes();
-            }
-        }
-    });
-    Ok(ReplicaHandle { replica, forwarder })
+    Ok(ReplicaHandle { replica })
 }
 
 /// `standalone`, `leader`, `follower` or `observer` for status commands.
