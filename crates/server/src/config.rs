@@ -288,6 +288,34 @@ impl ServerConfig {
         Ok(cfg)
     }
 
+    /// The content of `/zookeeper/config` for this ensemble, in ZooKeeper's
+    /// dynamic-config format (`server.N=host:quorum:election:role;addr:port`
+    /// lines, then `version=<hex>`); empty for a standalone server.
+    pub fn dynamic_config_text(&self, version: i64) -> String {
+        if self.servers.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        for p in &self.servers {
+            let role = match p.role {
+                PeerRole::Participant => "participant",
+                PeerRole::Observer => "observer",
+            };
+            // Like ZooKeeper's QuorumServer.toString: the client address
+            // only when the server line gives one.
+            let client = match &p.client_addr {
+                Some((h, port)) => format!(";{h}:{port}"),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "server.{}={}:{}:{}:{}{}\n",
+                p.id, p.host, p.quorum_port, p.election_port, role, client
+            ));
+        }
+        out.push_str(&format!("version={version:x}"));
+        out
+    }
+
     /// Clamps a client's requested session timeout as ZooKeeper does.
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
         requested_ms
