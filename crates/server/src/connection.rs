@@ -283,6 +283,14 @@ async fn read_loop(
                 Continue::Yes | Continue::Propose(_) | Continue::Sync(_) => {}
                 Continue::No(reason) => return reason,
             }
+            // Back-pressure: a client that pipelines faster than its
+            // requests complete stops being read (TCP pushes back on it).
+            while pending_len(shared, conn_id) > PENDING_REQUESTS_MAX {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(1)) => {}
+                    _ = stop.notified() => return "closed by the server".into(),
+                }
+            }
         }
         tokio::select! {
             read = rd.read_buf(buf) => match read {
@@ -293,6 +301,14 @@ async fn read_loop(
             _ = stop.notified() => return "closed by the server".into(),
         }
     }
+}
+
+/// Requests of one connection waiting for earlier writes before the
+/// server stops reading more from it.
+const PENDING_REQUESTS_MAX: usize = 4096;
+
+fn pending_len(shared: &Shared, conn_id: ConnId) -> usize {
+    shared.core.lock().conns.get(&conn_id).map_or(0, |c| c.pending.len())
 }
 
 enum Continue {
