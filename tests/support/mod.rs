@@ -11,8 +11,11 @@
 //! - [`raw`]: a tiny blocking jute client that sends exactly the bytes a test asks for
 //!   (invalid paths, raw createTTL, every multi result), which `zookeeper-client` cannot.
 //! - [`connect`]: a `zookeeper-client` session, for tests that want a real client.
+//! - [`ensemble`]: a multi-process Corral ensemble (`server.N` lines, `myid`), with kill,
+//!   restart and mode queries.
 #![allow(dead_code)]
 
+pub mod ensemble;
 pub mod raw;
 
 use std::fs::File;

@@ -295,6 +295,21 @@ pub struct RawSession {
 impl RawSession {
     /// Opens a new session (ConnectRequest with the trailing readOnly byte).
     pub fn connect(addr: SocketAddr, timeout_ms: i32) -> io::Result<RawSession> {
+        Self::connect_as(addr, timeout_ms, 0, &[0u8; 16], 0)
+    }
+
+    /// Sends a ConnectRequest with every field chosen: `session_id` 0 opens a new session,
+    /// anything else reattaches with `passwd`; `last_zxid_seen` is what the client claims
+    /// to have seen (a server behind it must refuse). A server that closes the connection
+    /// without answering gives `UnexpectedEof`; an answer with timeOut 0 (session unknown
+    /// or expired) gives an error saying so.
+    pub fn connect_as(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        session_id: i64,
+        passwd: &[u8],
+        last_zxid_seen: i64,
+    ) -> io::Result<RawSession> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
@@ -306,14 +321,14 @@ impl RawSession {
             passwd: Vec::new(),
             next_xid: 1,
             events: Vec::new(),
-            last_zxid: 0,
+            last_zxid: last_zxid_seen,
         };
         let mut e = Enc::new();
         e.i32(0)
-            .i64(0)
+            .i64(last_zxid_seen)
             .i32(timeout_ms)
-            .i64(0)
-            .buf(&[0u8; 16])
+            .i64(session_id)
+            .buf(passwd)
             .bool(false);
         s.write_frame(e.bytes())?;
         let frame = s.read_frame()?;

@@ -35,6 +35,7 @@ pub mod connect_string;
 pub mod error;
 pub mod multi;
 mod path;
+pub mod recipes;
 mod session;
 pub mod state;
 pub mod watch;

@@ -352,6 +352,14 @@ impl Replica {
         cfg: ReplicaConfig,
         applier: Arc<dyn Applier>,
     ) -> Result<Replica, ReplicationError> {
+        let mut cfg = cfg;
+        if cfg.members.is_empty() {
+            if let Some(addr) = &cfg.listen_addr {
+                // A listening server with no member list is an ensemble of one.
+                cfg.members
+                    .insert(cfg.node_id, Member::participant(addr.clone()));
+            }
+        }
         validate(&cfg)?;
         let standalone = cfg.is_standalone();
 
