@@ -195,10 +195,12 @@ impl DataTree {
         };
         let mut acl_lists: Vec<&Arc<Vec<Acl>>> = self.acls.lists().collect();
         acl_lists.sort();
-        let acl_index: HashMap<&[Acl], u32> = acl_lists
+        // Interned lists are shared Arcs: index them by address, not by
+        // hashing their content once per node.
+        let acl_index: HashMap<*const Vec<Acl>, u32> = acl_lists
             .iter()
             .zip(0u32..)
-            .map(|(list, index)| (list.as_slice(), index))
+            .map(|(list, index)| (Arc::as_ptr(list), index))
             .collect();
         writer.write(&Record::Header {
             format: FORMAT,
@@ -229,7 +231,7 @@ impl DataTree {
                 .get(path.as_str())
                 .ok_or_else(|| io::Error::other(format!("{path} is listed but missing")))?;
             let acl = *acl_index
-                .get(node.acl.as_slice())
+                .get(&Arc::as_ptr(&node.acl))
                 .ok_or_else(|| io::Error::other(format!("the ACL of {path} is not interned")))?;
             writer.write(&Record::Node(NodeRecord {
                 path: Cow::Borrowed(&path),

@@ -30,7 +30,9 @@ pub struct TreeConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataTree {
     pub(crate) config: TreeConfig,
-    pub(crate) nodes: HashMap<Box<str>, Node>,
+    /// FxHash: fast on path keys and, unlike SipHash, the same on every
+    /// server (nothing may depend on its order anyway).
+    pub(crate) nodes: rustc_hash::FxHashMap<Box<str>, Node>,
     pub(crate) acls: AclTable,
     /// Session id → negotiated timeout in ms.
     pub(crate) sessions: BTreeMap<i64, i32>,
@@ -77,7 +79,7 @@ impl DataTree {
     pub(crate) fn empty(config: TreeConfig) -> DataTree {
         DataTree {
             config,
-            nodes: HashMap::new(),
+            nodes: Default::default(),
             acls: AclTable::default(),
             sessions: BTreeMap::new(),
             ephemerals: BTreeMap::new(),
