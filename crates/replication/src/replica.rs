@@ -425,6 +425,10 @@ impl Replica {
             max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
             purge_batch_size: 1,
             enable_pre_vote: Some(true),
+            // A restarted leader runs an election like anyone else: its state machine is
+            // rebuilt from the snapshot and the log, and the committed index it persisted may
+            // lag, so it must learn the commit point from a quorum before serving `sync`.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         let config = Arc::new(

@@ -258,7 +258,9 @@ async fn followers_and_observers_forward_writes_in_order_and_serve_sync() {
     let leader = e.wait_leader().await;
     // The observer joins as a learner.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while e.replicas[&leader].metrics().learners != vec![4] {
+    while e.replicas[&leader].metrics().learners != vec![4]
+        || e.replicas[&4].leader_id() != Some(leader)
+    {
         assert!(tokio::time::Instant::now() < deadline, "observer not added");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
