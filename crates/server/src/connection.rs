@@ -308,7 +308,12 @@ async fn read_loop(
 const PENDING_REQUESTS_MAX: usize = 4096;
 
 fn pending_len(shared: &Shared, conn_id: ConnId) -> usize {
-    shared.core.lock().conns.get(&conn_id).map_or(0, |c| c.pending.len())
+    shared
+        .core
+        .lock()
+        .conns
+        .get(&conn_id)
+        .map_or(0, |c| c.pending.len())
 }
 
 enum Continue {
