@@ -11,11 +11,11 @@ pub fn parse(text: &str) -> Vec<Acl> {
     let mut acl = Vec::new();
     for entry in java_split(text, ',') {
         let (Some(first), Some(last)) = (entry.find(':'), entry.rfind(':')) else {
-            eprintln!("{entry} does not have the form scheme:id:perm");
+            errln!("{entry} does not have the form scheme:id:perm");
             continue;
         };
         if first == last {
-            eprintln!("{entry} does not have the form scheme:id:perm");
+            errln!("{entry} does not have the form scheme:id:perm");
             continue;
         }
         acl.push(Acl {
@@ -48,7 +48,7 @@ fn perms_from(letters: &str) -> i32 {
             'd' => perms::DELETE,
             'a' => perms::ADMIN,
             other => {
-                eprintln!("Unknown perm type: {other}");
+                errln!("Unknown perm type: {other}");
                 0
             }
         }

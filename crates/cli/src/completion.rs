@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use corral_client::Client;
 use rustyline::completion::Completer;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -15,24 +14,26 @@ use rustyline::{Context, Helper};
 use tokio::runtime::Handle;
 
 use crate::commands::COMMANDS;
+use crate::session::Tracker;
 
 /// How long a completion may wait for the server.
 const LIST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The rustyline helper. `client` is the shell's current connection, kept
-/// up to date by the shell (`None` while not connected).
+/// The rustyline helper. `session` follows the shell's current session,
+/// replaced by the shell on `connect`.
 pub struct ShellHelper {
     pub handle: Handle,
-    pub client: Arc<Mutex<Option<Client>>>,
+    pub session: Arc<Mutex<Option<Tracker>>>,
 }
 
 impl ShellHelper {
     fn children(&self, parent: &str) -> Vec<String> {
         let client = self
-            .client
+            .session
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .as_ref()
+            .and_then(Tracker::current);
         let Some(client) = client else {
             return Vec::new();
         };
@@ -89,9 +90,9 @@ impl Completer for ShellHelper {
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
         let before = &line[..pos];
-        let start = before
-            .rfind(char::is_whitespace)
-            .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8));
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| {
+            i + before[i..].chars().next().map_or(1, char::len_utf8)
+        });
         let word = &before[start..];
         let first_word = before[..start].trim().is_empty();
         Ok((start, candidates(word, first_word, |p| self.children(p))))
@@ -128,7 +129,10 @@ mod tests {
         );
         assert_eq!(candidates("/ap", false, tree), vec!["/app", "/apple"]);
         assert_eq!(candidates("/app/t", false, tree), vec!["/app/two"]);
-        assert_eq!(candidates("/app/", false, tree), vec!["/app/one", "/app/two"]);
+        assert_eq!(
+            candidates("/app/", false, tree),
+            vec!["/app/one", "/app/two"]
+        );
         assert!(candidates("x", false, tree).is_empty());
     }
 }

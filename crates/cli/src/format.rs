@@ -240,7 +240,11 @@ mod tests {
             "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:None path:null\n"
         );
         assert_eq!(
-            event(KeeperState::SyncConnected, EventType::NodeDataChanged, Some("/a")),
+            event(
+                KeeperState::SyncConnected,
+                EventType::NodeDataChanged,
+                Some("/a")
+            ),
             "WatchedEvent state:SyncConnected type:NodeDataChanged path:/a"
         );
     }

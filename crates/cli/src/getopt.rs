@@ -87,7 +87,8 @@ impl Parsed {
     }
 }
 
-const UNRECOGNIZED: &str = "org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: ";
+const UNRECOGNIZED: &str =
+    "org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: ";
 const MISSING_ARGUMENT: &str =
     "org.apache.commons.cli.MissingArgumentException: Missing argument for option: ";
 

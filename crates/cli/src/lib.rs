@@ -18,6 +18,31 @@
 //! a notification that fires several watches reach the printer as one
 //! group (see `watches`).
 
+/// `print!` to stdout, ignoring write errors: a reader that went away
+/// (`corral cli … | head`) ends the output, not the shell.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` to stdout, ignoring write errors (see `out!`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!`, ignoring write errors (see `out!`).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod options;
 
 mod acl;
@@ -46,7 +71,7 @@ pub fn run(args: &[String]) -> i32 {
     let options = match MainOptions::parse(args) {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("{message}");
+            errln!("{message}");
             return 2;
         }
     };
@@ -58,7 +83,7 @@ pub fn run(args: &[String]) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("corral cli: cannot start the async runtime: {e}");
+            errln!("corral cli: cannot start the async runtime: {e}");
             return 1;
         }
     };

@@ -55,7 +55,7 @@ impl MainOptions {
                 "-waitforconnection" => {}
                 "-client-configuration" => {
                     value("-client-configuration")?;
-                    eprintln!("corral cli: -client-configuration is not supported, ignored");
+                    errln!("corral cli: -client-configuration is not supported, ignored");
                 }
                 _ => {}
             }
@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn main_options_stop_at_the_first_word() {
-        let o = MainOptions::parse(&strings(&["-server", "h:1/app", "-r", "ls", "-s", "/"]))
-            .unwrap();
+        let o =
+            MainOptions::parse(&strings(&["-server", "h:1/app", "-r", "ls", "-s", "/"])).unwrap();
         assert_eq!(o.server, "h:1/app");
         assert!(o.read_only);
         assert_eq!(o.command, Some(strings(&["ls", "-s", "/"])));

@@ -80,9 +80,15 @@ mod tests {
     fn messages_are_javas() {
         assert_eq!(validate("/"), Ok(()));
         assert_eq!(validate("/a/b-c.d"), Ok(()));
-        assert_eq!(validate("a").unwrap_err(), "Path must start with / character");
+        assert_eq!(
+            validate("a").unwrap_err(),
+            "Path must start with / character"
+        );
         assert_eq!(validate("").unwrap_err(), "Path length must be > 0");
-        assert_eq!(validate("/a/").unwrap_err(), "Path must not end with / character");
+        assert_eq!(
+            validate("/a/").unwrap_err(),
+            "Path must not end with / character"
+        );
         assert_eq!(
             validate("/a//b").unwrap_err(),
             "Invalid path string \"/a//b\" caused by empty node name specified @3"

@@ -50,6 +50,22 @@ enum Link {
     Closed,
 }
 
+/// Follows a session's connection from another thread (tab completion).
+#[derive(Clone)]
+pub struct Tracker {
+    link: watch::Receiver<Link>,
+}
+
+impl Tracker {
+    /// The client if connected now.
+    pub fn current(&self) -> Option<Client> {
+        match &*self.link.borrow() {
+            Link::Ready(client) if client.state().is_connected() => Some(client.clone()),
+            _ => None,
+        }
+    }
+}
+
 pub struct Session {
     host: String,
     settings: Settings,
@@ -63,7 +79,13 @@ pub struct Session {
 
 impl Session {
     /// A session for `host`; `eager` starts connecting now.
-    pub fn new(handle: Handle, host: &str, settings: Settings, watches: Watches, eager: bool) -> Self {
+    pub fn new(
+        handle: Handle,
+        host: &str,
+        settings: Settings,
+        watches: Watches,
+        eager: bool,
+    ) -> Self {
         let (link_tx, link) = watch::channel(Link::Idle);
         let session = Session {
             host: host.to_owned(),
@@ -117,11 +139,10 @@ impl Session {
         }
     }
 
-    /// The client if connected now (for tab completion).
-    pub fn current(&self) -> Option<Client> {
-        match &*self.link.borrow() {
-            Link::Ready(client) if client.state().is_connected() => Some(client.clone()),
-            _ => None,
+    /// A view of this session's connection for tab completion.
+    pub fn tracker(&self) -> Tracker {
+        Tracker {
+            link: self.link.clone(),
         }
     }
 
@@ -144,6 +165,15 @@ impl Session {
     /// own print "Not connected" when it is false.
     pub fn is_alive(&self) -> bool {
         !matches!(self.state_name(), "CLOSED" | "AUTH_FAILED")
+    }
+
+    /// Closes the session the way the Java client's `close()` does, which
+    /// first finishes connecting a session that has not been used yet.
+    pub async fn close_connected(&self) {
+        if matches!(*self.link.borrow(), Link::Idle) {
+            let _ = self.client().await;
+        }
+        self.close(true).await;
     }
 
     /// Closes the session. With `announce`, the `Closed` event is printed

@@ -7,16 +7,15 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use corral_client::Client;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
-use rustyline::Editor;
+use rustyline::{CompletionType, Config, Editor};
 use tokio::runtime::Handle;
 
 use crate::commands::{self, CliError, Ctx};
 use crate::completion::ShellHelper;
 use crate::options::{java_decode_int, split_line, MainOptions};
-use crate::session::{Session, Settings};
+use crate::session::{Session, Settings, Tracker};
 use crate::watches::Watches;
 
 /// What the loop does after a line.
@@ -36,8 +35,8 @@ pub struct Shell {
     command_count: i64,
     /// The last command's exit code; the shell exits with it.
     exit_code: i32,
-    /// The connection tab completion lists children with.
-    current: Arc<Mutex<Option<Client>>>,
+    /// The session tab completion lists children with.
+    current: Arc<Mutex<Option<Tracker>>>,
 }
 
 impl Shell {
@@ -70,20 +69,20 @@ impl Shell {
 
     /// Runs one command given on the command line; returns the exit code.
     pub fn one_shot(&mut self, words: Vec<String>) -> i32 {
-        println!("Connecting to {}", self.session.host());
+        outln!("Connecting to {}", self.session.host());
         self.process(words);
         self.finish()
     }
 
     /// Reads commands until `quit` or end of input; returns the exit code.
     pub fn interactive(&mut self) -> i32 {
-        println!("Connecting to {}", self.session.host());
-        println!("Welcome to ZooKeeper!");
+        outln!("Connecting to {}", self.session.host());
+        outln!("Welcome to ZooKeeper!");
         if std::io::stdin().is_terminal() {
-            println!("JLine support is enabled");
+            outln!("JLine support is enabled");
             self.read_terminal();
         } else {
-            println!("JLine support is disabled");
+            outln!("JLine support is disabled");
             self.read_lines();
         }
         self.finish()
@@ -109,12 +108,16 @@ impl Shell {
     fn read_terminal(&mut self) {
         let helper = ShellHelper {
             handle: self.handle.clone(),
-            client: self.current.clone(),
+            session: self.current.clone(),
         };
-        let mut editor: Editor<ShellHelper, DefaultHistory> = match Editor::new() {
+        // Tab completes what all candidates share, a second Tab lists them.
+        let config = Config::builder()
+            .completion_type(CompletionType::List)
+            .build();
+        let mut editor: Editor<ShellHelper, DefaultHistory> = match Editor::with_config(config) {
             Ok(editor) => editor,
             Err(e) => {
-                eprintln!("corral cli: no line editor ({e}); reading plain lines");
+                errln!("corral cli: no line editor ({e}); reading plain lines");
                 return self.read_lines();
             }
         };
@@ -140,7 +143,7 @@ impl Shell {
                 Err(ReadlineError::Interrupted) => continue,
                 Err(ReadlineError::Eof) => break,
                 Err(e) => {
-                    eprintln!("corral cli: cannot read the terminal: {e}");
+                    errln!("corral cli: cannot read the terminal: {e}");
                     break;
                 }
             }
@@ -148,7 +151,7 @@ impl Shell {
     }
 
     fn publish_current(&self) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = self.session.current();
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.session.tracker());
     }
 
     /// `executeLine`: numbers, records and runs a non-empty line.
@@ -174,7 +177,7 @@ impl Shell {
                 flow
             }
             Err(err) => {
-                eprintln!("{}", err.message);
+                errln!("{}", err.message);
                 self.exit_code = err.exit_code;
                 Flow::Continue
             }
@@ -189,31 +192,29 @@ impl Shell {
         if name == "help" {
             // Not a zkCli 3.8 command (it prints the usage as an error and
             // exits 127); here it just prints the usage.
-            eprintln!("{}", commands::usage());
+            errln!("{}", commands::usage());
             return Ok(Flow::Continue);
         }
         if !commands::is_command(&name) {
-            eprintln!("{}", commands::usage());
+            errln!("{}", commands::usage());
             return Err(CliError::not_found(&name));
         }
         match name.as_str() {
             "quit" => {
-                self.handle.block_on(self.session.close(true));
+                self.handle.block_on(self.session.close_connected());
                 return Ok(Flow::Quit);
             }
-            "redo" if words.len() >= 2 => {
-                if self.redo(&words[1])? == Flow::Quit {
-                    return Ok(Flow::Quit);
-                }
+            "redo" if words.len() >= 2 && self.redo(&words[1])? == Flow::Quit => {
+                return Ok(Flow::Quit);
             }
             "history" => {
                 for i in (self.command_count - 10).max(0)..=self.command_count {
                     let line = self.history.get(&i).map_or("null", String::as_str);
-                    println!("{i} - {line}");
+                    outln!("{i} - {line}");
                 }
             }
             "printwatches" => match words.get(1) {
-                None => println!(
+                None => outln!(
                     "printwatches is {}",
                     if self.watches.printing() { "on" } else { "off" }
                 ),
@@ -229,11 +230,11 @@ impl Shell {
             _ => {}
         }
         if !self.session.is_alive() {
-            println!("Not connected");
+            outln!("Not connected");
             return Ok(Flow::Continue);
         }
         match name.as_str() {
-            "close" => self.handle.block_on(self.session.close(true)),
+            "close" => self.handle.block_on(self.session.close_connected()),
             "redo" | "history" | "printwatches" | "connect" => {}
             _ => {
                 let ctx = Ctx {

@@ -129,13 +129,15 @@ async fn hub(mut rx: mpsc::Receiver<Message>, printing: Arc<AtomicBool>) {
                 }
             }
             let mut events = Vec::new();
-            pending.once.retain_mut(|(id, w)| match Pin::new(w).poll(cx) {
-                Poll::Ready(event) => {
-                    events.push((*id, event));
-                    false
-                }
-                Poll::Pending => true,
-            });
+            pending
+                .once
+                .retain_mut(|(id, w)| match Pin::new(w).poll(cx) {
+                    Poll::Ready(event) => {
+                        events.push((*id, event));
+                        false
+                    }
+                    Poll::Pending => true,
+                });
             pending.streams.retain_mut(|(id, s)| loop {
                 match Pin::new(&mut *s).poll_next(cx) {
                     Poll::Ready(Some(event)) => events.push((*id, event)),

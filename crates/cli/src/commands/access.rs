@@ -33,7 +33,7 @@ pub async fn get_acl(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     if p.has('s') {
         text.push_str(&format::stat(&stat));
     }
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
@@ -51,16 +51,19 @@ pub async fn set_acl(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         while let Some(node) = walk.next(ctx, &client).await.map_err(|e| e.into_cli())? {
             // zkCli prints each failure with print(), no newline, and goes on.
             if acl.is_empty() {
-                print!("{}", format::keeper_message(&Error::InvalidAcl, None));
+                out!("{}", format::keeper_message(&Error::InvalidAcl, None));
             } else if let Err(err) = client.set_acl(&node, &acl, version).await {
-                print!("{}", format::keeper_message(&err, Some(&node)));
+                out!("{}", format::keeper_message(&err, Some(&node)));
             }
         }
         return Ok(());
     }
     check_path(path)?;
     if acl.is_empty() {
-        return Err(CliError::failed(format::wrapper_message(&Error::InvalidAcl, None)));
+        return Err(CliError::failed(format::wrapper_message(
+            &Error::InvalidAcl,
+            None,
+        )));
     }
     let client = ctx.client(Some(path)).await?;
     let stat = client
@@ -68,7 +71,7 @@ pub async fn set_acl(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         .await
         .map_err(|e| wrap(&e, path))?;
     if p.has('s') {
-        print!("{}", format::stat(&stat));
+        out!("{}", format::stat(&stat));
     }
     Ok(())
 }
@@ -100,6 +103,6 @@ pub async fn who_am_i(ctx: &Ctx<'_>) -> CmdResult {
     for info in identities {
         text.push_str(&format!("{}: {}\n", info.auth_scheme, info.user));
     }
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }

@@ -42,7 +42,7 @@ pub async fn config(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     if p.has('s') {
         out.push_str(&format::stat(&stat));
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -66,7 +66,11 @@ fn client_config(config: &str) -> String {
         }
     }
     // Java walks a Hashtable; servers come out here in id order.
-    servers.sort_by_key(|(key, _)| key.trim_start_matches("server.").parse::<u64>().unwrap_or(u64::MAX));
+    servers.sort_by_key(|(key, _)| {
+        key.trim_start_matches("server.")
+            .parse::<u64>()
+            .unwrap_or(u64::MAX)
+    });
     let addresses: Vec<String> = servers
         .iter()
         .map(|(_, value)| match value.split_once(';') {
@@ -144,7 +148,7 @@ pub fn reconfig(words: &[String]) -> CmdResult {
 
 /// `version`: the Java CLI prints its build; this is Corral's.
 pub fn version() {
-    println!(
+    outln!(
         "ZooKeeper CLI version: corral-cli {} (zkCli 3.8 compatible)",
         env!("CARGO_PKG_VERSION")
     );

@@ -48,7 +48,8 @@ impl CliError {
 pub type CmdResult = Result<(), CliError>;
 
 /// `usage()`'s first line.
-pub const USAGE_HEADER: &str = "ZooKeeper -server host:port -client-configuration properties-file cmd args";
+pub const USAGE_HEADER: &str =
+    "ZooKeeper -server host:port -client-configuration properties-file cmd args";
 
 /// Every command zkCli 3.8 knows, with its usage string, in `usage()`'s
 /// order (Java's case-sensitive sort).

@@ -55,10 +55,14 @@ pub async fn create(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         None => 0,
     };
     if ttl && ephemeral {
-        return Err(CliError::failed("TTLs cannot be used with Ephemeral znodes"));
+        return Err(CliError::failed(
+            "TTLs cannot be used with Ephemeral znodes",
+        ));
     }
     if ttl && container {
-        return Err(CliError::failed("TTLs cannot be used with Container znodes"));
+        return Err(CliError::failed(
+            "TTLs cannot be used with Container znodes",
+        ));
     }
     let mode = match (ephemeral, sequential, container, ttl) {
         (true, true, _, _) => CreateMode::EphemeralSequential,
@@ -85,8 +89,11 @@ pub async fn create(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     paths::validate_create(path, mode.is_sequential()).map_err(CliError::failed)?;
     if acl.is_empty() {
         // ZooKeeper.create's validateACL: InvalidACLException without a path.
-        eprintln!("{}", format::keeper_message(&Error::InvalidAcl, None));
-        return Err(CliError::failed(format::wrapper_message(&Error::InvalidAcl, None)));
+        errln!("{}", format::keeper_message(&Error::InvalidAcl, None));
+        return Err(CliError::failed(format::wrapper_message(
+            &Error::InvalidAcl,
+            None,
+        )));
     }
     let client = ctx.client(Some(path)).await?;
     let created = if ttl {
@@ -98,16 +105,16 @@ pub async fn create(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     match created {
         Ok((created, _)) => {
             ctx.settle().await;
-            eprintln!("Created {created}");
+            errln!("Created {created}");
             Ok(())
         }
         Err(err) => {
             match err.code() {
                 Some(ErrorCode::EphemeralOnLocalSession) => {
-                    eprintln!("Unable to create ephemeral node on a local session");
+                    errln!("Unable to create ephemeral node on a local session");
                 }
                 Some(ErrorCode::InvalidAcl) => {
-                    eprintln!("{}", format::keeper_message(&err, Some(path)));
+                    errln!("{}", format::keeper_message(&err, Some(path)));
                 }
                 _ => {}
             }
@@ -120,12 +127,12 @@ pub async fn ls(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     let mut words = words.to_vec();
     let mut p = parse(&LS, &words)?;
     if p.has('?') {
-        println!("usage: ls [options] path\n -?   help\n -R   recurse\n -s   stat\n -w   watch");
+        outln!("usage: ls [options] path\n -?   help\n -R   recurse\n -s   stat\n -w   watch");
     }
     // `ls path watch`, the 3.4 form: the third word becomes -w.
     if p.args.len() > 2 {
         words[2] = "-w".to_owned();
-        eprintln!("'ls path [watch]' has been deprecated. Please use 'ls [-w] path' instead.");
+        errln!("'ls path [watch]' has been deprecated. Please use 'ls [-w] path' instead.");
         p = parse(&LS, &words)?;
     }
     if p.args.len() < 2 {
@@ -137,7 +144,7 @@ pub async fn ls(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         let mut walk = Dfs::new(path, watch).map_err(|e| e.into_cli())?;
         let client = ctx.client(Some(path)).await?;
         while let Some(node) = walk.next(ctx, &client).await.map_err(|e| e.into_cli())? {
-            println!("{node}");
+            outln!("{node}");
         }
         return Ok(());
     }
@@ -161,7 +168,7 @@ pub async fn ls(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     if p.has('s') {
         text.push_str(&format::stat(&stat));
     }
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
@@ -173,9 +180,7 @@ pub async fn get(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     }
     if p.args.len() > 2 {
         words[2] = "-w".to_owned();
-        eprintln!(
-            "'get path [watch]' has been deprecated. Please use 'get [-s] [-w] path' instead."
-        );
+        errln!("'get path [watch]' has been deprecated. Please use 'get [-s] [-w] path' instead.");
         p = parse(&GET, &words)?;
     }
     let path = p.args.get(1).map(String::as_str).unwrap_or_default();
@@ -200,7 +205,7 @@ pub async fn get(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     if p.has('s') {
         text.push_str(&format::stat(&stat));
     }
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
@@ -219,7 +224,7 @@ pub async fn set(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         .map_err(|e| wrap(&e, path))?;
     ctx.settle().await;
     if p.has('s') {
-        print!("{}", format::stat(&stat));
+        out!("{}", format::stat(&stat));
     }
     Ok(())
 }
@@ -232,7 +237,7 @@ pub async fn stat(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     }
     if p.args.len() > 2 {
         words[2] = "-w".to_owned();
-        eprintln!("'stat path [watch]' has been deprecated. Please use 'stat [-w] path' instead.");
+        errln!("'stat path [watch]' has been deprecated. Please use 'stat [-w] path' instead.");
         p = parse(&STAT, &words)?;
     }
     let path = p.args.get(1).map(String::as_str).unwrap_or_default();
@@ -251,7 +256,7 @@ pub async fn stat(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     };
     match stat.map_err(|e| wrap(&e, path))? {
         Some(stat) => {
-            print!("{}", format::stat(&stat));
+            out!("{}", format::stat(&stat));
             Ok(())
         }
         None => Err(wrap(&Error::NoNode, path)),
@@ -265,7 +270,7 @@ pub async fn delete(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     }
     if p.args.len() > 2 {
         // zkCli 3.8 warns and then ignores the old positional version.
-        eprintln!(
+        errln!(
             "'delete path [version]' has been deprecated. Please use 'delete [-v version] path' instead."
         );
     }
@@ -298,7 +303,12 @@ pub async fn delete_all(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     let tree = list_bfs(&client, path).await.map_err(|e| e.into_cli())?;
     // Leaves first, in multis of `batch` deletes; stop at the first failure.
     let mut ok = true;
-    for chunk in tree.rchunks(usize::try_from(batch).ok().filter(|b| *b > 0).unwrap_or(tree.len())) {
+    for chunk in tree.rchunks(
+        usize::try_from(batch)
+            .ok()
+            .filter(|b| *b > 0)
+            .unwrap_or(tree.len()),
+    ) {
         let multi = chunk
             .iter()
             .rev()
@@ -310,7 +320,7 @@ pub async fn delete_all(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     }
     ctx.settle().await;
     if !ok {
-        eprintln!("Failed to delete some node(s) in the subtree!");
+        errln!("Failed to delete some node(s) in the subtree!");
     }
     Ok(())
 }
@@ -324,13 +334,10 @@ pub async fn sync(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     check_path(path)?;
     let client = ctx.client(Some(path)).await?;
     match client.sync(path).await {
-        Ok(()) => println!("Sync is OK"),
+        Ok(()) => outln!("Sync is OK"),
         Err(err) => {
-            let rc = err
-                .code()
-                .unwrap_or(ErrorCode::ConnectionLoss)
-                .code();
-            println!("Sync has failed. rc={rc}");
+            let rc = err.code().unwrap_or(ErrorCode::ConnectionLoss).code();
+            outln!("Sync has failed. rc={rc}");
         }
     }
     Ok(())
@@ -348,7 +355,7 @@ pub async fn all_children_number(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         .get_all_children_number(path)
         .await
         .map_err(|e| wrap(&e, path))?;
-    println!("{number}");
+    outln!("{number}");
     Ok(())
 }
 
@@ -362,7 +369,7 @@ pub async fn ephemerals(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         .get_ephemerals(path)
         .await
         .map_err(|e| wrap(&e, path))?;
-    println!("{}", format::java_list(&nodes));
+    outln!("{}", format::java_list(&nodes));
     Ok(())
 }
 

@@ -198,7 +198,7 @@ pub async fn set_quota(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     }
     let path = p.args[1].as_str();
     if path.starts_with(QUOTA_ROOT) {
-        eprintln!("cannot set a quota under the path: {QUOTA_ROOT}");
+        errln!("cannot set a quota under the path: {QUOTA_ROOT}");
         return Ok(());
     }
     let mut quota = StatsTrack::default();
@@ -220,15 +220,15 @@ pub async fn set_quota(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         };
         match value {
             None => {
-                eprintln!("NumberFormatException happens when parsing the option value");
+                errln!("NumberFormatException happens when parsing the option value");
                 return Ok(());
             }
             Some(v) if counts && v <= 0 => {
-                eprintln!("the num quota must be greater than zero");
+                errln!("the num quota must be greater than zero");
                 return Ok(());
             }
             Some(v) if !counts && v < 0 => {
-                eprintln!("the bytes quota must be greater than or equal to zero");
+                errln!("the bytes quota must be greater than or equal to zero");
                 return Ok(());
             }
             Some(v) => quota.set(key, v),
@@ -263,7 +263,10 @@ async fn create_quota(
             create(client, &node, &[]).await?;
         }
     }
-    let (limits, stats) = (format!("{node}/{LIMIT_NODE}"), format!("{node}/{STAT_NODE}"));
+    let (limits, stats) = (
+        format!("{node}/{LIMIT_NODE}"),
+        format!("{node}/{STAT_NODE}"),
+    );
     if !exists(client, &limits).await? {
         create_strict(client, &limits, quota).await?;
         let mut zero = StatsTrack::default();
@@ -309,13 +312,13 @@ fn warn_if_below(quota: &StatsTrack, stats: &StatsTrack) {
             || (quota.get(hard) > -1 && quota.get(hard) < used)
     };
     if below(COUNT, COUNT_HARD, COUNT) {
-        println!(
+        outln!(
             "[Warning]: the count quota you create is less than the existing count:{}",
             stats.get(COUNT)
         );
     }
     if below(BYTES, BYTES_HARD, BYTES) {
-        println!(
+        outln!(
             "[Warning]: the bytes quota you create is less than the existing bytes:{}",
             stats.get(BYTES)
         );
@@ -323,7 +326,11 @@ fn warn_if_below(quota: &StatsTrack, stats: &StatsTrack) {
 }
 
 /// `checkIfChildQuota`: no node below `path` may have a quota already.
-async fn check_no_child_quota(ctx: &Ctx<'_>, client: &Client, path: &str) -> Result<(), QuotaError> {
+async fn check_no_child_quota(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    path: &str,
+) -> Result<(), QuotaError> {
     let own = quota_path(path);
     let mut walk = Dfs::new(&own, false)?;
     loop {
@@ -378,19 +385,19 @@ pub async fn list_quota(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     }
     let path = p.args[1].as_str();
     let limits = limit_path(path);
-    eprintln!("absolute path is {limits}");
+    errln!("absolute path is {limits}");
     let client = ctx.client(Some(&limits)).await?;
     let listed = async {
         let quota = read(&client, &limits).await?;
-        println!("Output quota for {path} {}", quota.render());
+        outln!("Output quota for {path} {}", quota.render());
         let stats = read(&client, &stat_path(path)).await?;
-        println!("Output stat for {path} {}", stats.render());
+        outln!("Output stat for {path} {}", stats.render());
         Ok::<(), QuotaError>(())
     };
     match listed.await {
         Ok(()) => Ok(()),
         Err(QuotaError::Keeper(Error::NoNode, _)) => {
-            eprintln!("quota for {path} does not exist.");
+            errln!("quota for {path} does not exist.");
             Ok(())
         }
         Err(e) => Err(e.into_cli()),
@@ -403,16 +410,21 @@ pub async fn del_quota(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         return Err(usage_error("delquota"));
     }
     let path = p.args[1].as_str();
-    let only: Vec<&str> = [('n', COUNT), ('b', BYTES), ('N', COUNT_HARD), ('B', BYTES_HARD)]
-        .iter()
-        .filter(|(flag, _)| p.has(*flag))
-        .map(|(_, key)| *key)
-        .collect();
+    let only: Vec<&str> = [
+        ('n', COUNT),
+        ('b', BYTES),
+        ('N', COUNT_HARD),
+        ('B', BYTES_HARD),
+    ]
+    .iter()
+    .filter(|(flag, _)| p.has(*flag))
+    .map(|(_, key)| *key)
+    .collect();
     let client = ctx.client(Some(path)).await?;
     match delete_quota(&client, path, &only).await {
         Ok(()) => Ok(()),
         Err(QuotaError::Keeper(Error::NoNode, _)) => {
-            eprintln!("quota for {path} does not exist.");
+            errln!("quota for {path} does not exist.");
             Ok(())
         }
         Err(e) => Err(e.into_cli()),
@@ -424,7 +436,7 @@ pub async fn del_quota(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
 async fn delete_quota(client: &Client, path: &str, only: &[&str]) -> Result<(), QuotaError> {
     let (parent, limits) = (quota_path(path), limit_path(path));
     if !exists(client, &limits).await? {
-        println!("Quota does not exist for {path}");
+        outln!("Quota does not exist for {path}");
         return Ok(());
     }
     let mut current = read(client, &limits).await?;

@@ -56,7 +56,11 @@ impl Dfs {
     }
 
     /// The next node, or `None` when the walk is over.
-    pub async fn next(&mut self, ctx: &Ctx<'_>, client: &Client) -> Result<Option<String>, WalkError> {
+    pub async fn next(
+        &mut self,
+        ctx: &Ctx<'_>,
+        client: &Client,
+    ) -> Result<Option<String>, WalkError> {
         if let Some(root) = self.root.take() {
             let result = if self.watch {
                 match client.get_data_watch(&root).await {
