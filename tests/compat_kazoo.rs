@@ -37,6 +37,7 @@ const SECTIONS: &[&str] = &[
     "fourlw",
     "fourlw_details",
     "big",
+    "auth_failure",
 ];
 
 struct Runs {
@@ -211,10 +212,10 @@ fn kazoo_four_letter_words() {
 /// - `srvr`/`stat` average latency: ZooKeeper rounds to 4 decimals, Corral prints the full
 ///   f64 (`0.5555555555555556`);
 /// - `crst` does not reset a connection's lop/lcxid/lzxid in Corral;
-/// - `dump` has no expiry buckets ("N expire at <date>:") nor "Connections dump:" section;
+/// - `dump` has no expiry buckets ("N expire at <date>:") nor "Connections dump:" section,
+///   and lists every session under "Sessions with Ephemerals", even those without any;
 /// - `gtmk` answers 0 instead of ZooKeeper's default trace mask 306.
 #[test]
-#[ignore = "corral bug (cosmetic): 4lw details differ (connection counts, envi user.name, latency rounding, crst, dump, gtmk)"]
 fn kazoo_four_letter_word_details() {
     check("fourlw_details");
 }
@@ -224,4 +225,11 @@ fn kazoo_four_letter_word_details() {
 #[test]
 fn kazoo_big_and_pipelined() {
     check("big");
+}
+
+/// Failed authentication: an unknown scheme (AuthFailed, the connection closed, kazoo LOST)
+/// and a digest credential without a colon (accepted by ZooKeeper).
+#[test]
+fn kazoo_auth_failure() {
+    check("auth_failure");
 }

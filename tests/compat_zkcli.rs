@@ -192,11 +192,11 @@ removewatches /zw/a -c
 ls -w /zw
 removewatches /zw -c
 set /zw/a after-remove
+printwatches
 printwatches off
+printwatches
 get -w /zw/a
 set /zw/a silent
-printwatches on
-printwatches
 "#,
     ),
     (

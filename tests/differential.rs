@@ -14,9 +14,13 @@
 //! spends zxids differently diverges), session ids (`sess#<n>` in order of creation).
 //!
 //! Knobs (environment):
-//! - `CORRAL_DIFF_TARGET`: `corral` (default) or `zookeeper`, the server compared with
-//!   Apache ZooKeeper. `zookeeper` runs ZooKeeper against itself, which proves the
-//!   machinery (the traces must be deterministic) while Corral's server is unfinished.
+//! - `CORRAL_DIFF_TARGET`: `corral` (default), `corral-ensemble` or `zookeeper`, the server
+//!   compared with Apache ZooKeeper. `corral-ensemble` is a 3-node Corral ensemble with the
+//!   sessions spread over its servers (slots 0-2 on servers 1-3, the observer on server
+//!   `seed % 3 + 1`), and every barrier starting with `sync` (on both sides). `zookeeper`
+//!   runs ZooKeeper against itself, which proves the machinery (the traces must be
+//!   deterministic) while Corral's server is unfinished. Whatever the target, a smaller run
+//!   against `corral-ensemble` (`CORRAL_DIFF_ENSEMBLE_SEEDS`, default 10) is its own test.
 //! - `CORRAL_DIFF_SEEDS`: how many seeds (default 30), `CORRAL_DIFF_OPS`: steps per seed
 //!   (default 150), `CORRAL_DIFF_SEED`: run only this seed (to reproduce a failure),
 //!   `CORRAL_DIFF_FIRST_SEED`: first seed of the range (default 1).
@@ -892,13 +896,39 @@ impl Norm {
     }
 }
 
-/// Runs the steps on `addr`; one string per step (the request, its outcome, the events).
-/// An I/O failure (a dropped connection, a timeout) ends the trace with a `!!` line.
-fn run_trace(addr: SocketAddr, steps: &[Step]) -> Vec<String> {
+/// Where the sessions of a run connect, and how a step waits for its effects.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Sessions spread over the servers (at most as many as there are actors): slot `i`
+    /// (an actor) on server `i % n`, the observer on server `seed % n`, and the actors'
+    /// barriers start with `sync`, because a server other than the one that acknowledged a
+    /// write may not have applied it yet (ZooKeeper guarantees sequential consistency per
+    /// session only); once every server has synced, the observer's plain barrier is
+    /// ordered after the step's events too. Both servers of a comparison run the same
+    /// requests: on a single server the syncs change nothing.
+    spread: bool,
+}
+
+impl Layout {
+    fn slot_addr(self, addrs: &[SocketAddr], slot: usize, seed: u64) -> SocketAddr {
+        let n = addrs.len();
+        if slot == OBSERVER {
+            addrs[(seed as usize) % n]
+        } else {
+            addrs[slot % n]
+        }
+    }
+}
+
+/// Runs the steps of `seed` on the server(s) at `addrs`; one string per step (the request,
+/// its outcome, the events). An I/O failure (a dropped connection, a timeout) ends the
+/// trace with a `!!` line.
+fn run_trace(addrs: &[SocketAddr], layout: Layout, seed: u64, steps: &[Step]) -> Vec<String> {
     let mut norm = Norm::default();
     let mut trace = Vec::with_capacity(steps.len());
     let mut slots: Vec<Option<RawSession>> = Vec::new();
     for i in 0..SLOTS {
+        let addr = layout.slot_addr(addrs, i, seed);
         match RawSession::connect(addr, SESSION_TIMEOUT_MS) {
             Ok(s) => {
                 norm.sess(s.session_id);
@@ -911,7 +941,7 @@ fn run_trace(addr: SocketAddr, steps: &[Step]) -> Vec<String> {
         }
     }
     for step in steps {
-        match run_step(&mut norm, &mut slots, step) {
+        match run_step(&mut norm, &mut slots, layout, step) {
             Ok(line) => trace.push(line),
             Err(line) => {
                 trace.push(line);
@@ -925,9 +955,26 @@ fn run_trace(addr: SocketAddr, steps: &[Step]) -> Vec<String> {
     trace
 }
 
+/// A read whose reply is ordered after every notification the session's server queued
+/// for it before; with `sync` first, after every write the leader had committed when the
+/// sync reached it (so a write acknowledged by another server has been applied here).
+fn barrier(s: &mut RawSession, sync: bool) -> std::io::Result<()> {
+    if sync {
+        let r = s.request(op::SYNC, &Gen::path_body("/"))?;
+        if r.err != 0 {
+            return Err(std::io::Error::other(format!(
+                "barrier sync / failed: {}",
+                err_name(r.err)
+            )));
+        }
+    }
+    s.barrier()
+}
+
 fn run_step(
     norm: &mut Norm,
     slots: &mut [Option<RawSession>],
+    layout: Layout,
     step: &Step,
 ) -> Result<String, String> {
     let a = step.actor;
@@ -992,8 +1039,9 @@ fn run_step(
     }
     for (i, s) in slots.iter_mut().enumerate() {
         let s = s.as_mut().expect("slot");
-        s.barrier()
-            .map_err(|e| format!("{line}\n  !! barrier on s{i}: {e}"))?;
+        // The observer shares a server with an actor whose barrier (and sync) came first.
+        let sync = layout.spread && i != OBSERVER;
+        barrier(s, sync).map_err(|e| format!("{line}\n  !! barrier on s{i}: {e}"))?;
         for e in s.take_events() {
             ev_lines.push(fmt_event(i, "post", &e));
         }
@@ -1060,51 +1108,55 @@ fn write_trace(dir: &str, seed: u64, name: &str, trace: &[String]) {
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path}: {e}"));
 }
 
-/// Seeded random operation sequences (creates of every mode incl. TTL and container,
-/// deletes/sets with right and wrong versions, reads of present and missing nodes, multi
-/// with failures, digest ACLs, malformed paths, session close, one-shot, persistent and
-/// recursive watches) give the same observable results on Corral as on Apache ZooKeeper.
-#[test]
-fn random_operation_sequences_match_apache_zookeeper() {
-    let target = std::env::var("CORRAL_DIFF_TARGET").unwrap_or_else(|_| "corral".into());
-    let seeds: Vec<u64> = match std::env::var("CORRAL_DIFF_SEED") {
+/// The seeds to run: `CORRAL_DIFF_SEED` alone, else `CORRAL_DIFF_FIRST_SEED` (default 1)
+/// and the `count_var` following ones (default `count_default`).
+fn seeds_from_env(count_var: &str, count_default: u64) -> Vec<u64> {
+    match std::env::var("CORRAL_DIFF_SEED") {
         Ok(s) => vec![s.trim().parse().expect("CORRAL_DIFF_SEED is a number")],
         Err(_) => {
             let first = env_u64("CORRAL_DIFF_FIRST_SEED", 1);
-            let n = env_u64("CORRAL_DIFF_SEEDS", 30);
+            let n = env_u64(count_var, count_default);
             (first..first + n).collect()
         }
-    };
-    let ops = env_u64("CORRAL_DIFF_OPS", 150) as usize;
-    let trace_dir = std::env::var("CORRAL_DIFF_TRACE_DIR").ok();
+    }
+}
 
+/// Runs `seeds` against Apache ZooKeeper and against `target` (see [`Server::start_named`])
+/// and panics, naming the seeds and the first differing step of each, unless every trace
+/// is equal. When `target` is an ensemble, its sessions are spread over its servers.
+fn run_differential(target: &str, seeds: &[u64], ops: usize) {
+    let trace_dir = std::env::var("CORRAL_DIFF_TRACE_DIR").ok();
     let Some(reference) = Server::start_named("zookeeper", EXTRA_CFG) else {
         return;
     };
-    let Some(other) = Server::start_named(&target, EXTRA_CFG) else {
+    let Some(other) = Server::start_named(target, EXTRA_CFG) else {
         return;
     };
     let names = (
         format!("{} (reference)", reference.name()),
         format!("{} (under test)", other.name()),
     );
+    let layout = Layout {
+        spread: other.addrs().len() > 1,
+    };
     let started = Instant::now();
     let all_steps: Vec<Vec<Step>> = seeds.iter().map(|&s| steps_for_seed(s, ops)).collect();
 
     // Both servers run every seed at the same time, each from its own thread.
-    let (addr_a, addr_b) = (reference.addr(), other.addr());
+    let (addrs_a, addrs_b) = (reference.addrs(), other.addrs());
     let (traces_a, traces_b) = std::thread::scope(|scope| {
-        let run = |addr| {
+        let run = |addrs: Vec<SocketAddr>| {
             let all_steps = &all_steps;
             move || {
-                all_steps
+                seeds
                     .iter()
-                    .map(|st| run_trace(addr, st))
+                    .zip(all_steps)
+                    .map(|(&seed, st)| run_trace(&addrs, layout, seed, st))
                     .collect::<Vec<_>>()
             }
         };
-        let ha = scope.spawn(run(addr_a));
-        let hb = scope.spawn(run(addr_b));
+        let ha = scope.spawn(run(addrs_a));
+        let hb = scope.spawn(run(addrs_b));
         (
             ha.join().expect("reference run"),
             hb.join().expect("run under test"),
@@ -1152,17 +1204,9 @@ fn random_operation_sequences_match_apache_zookeeper() {
             eprintln!("\n{}", m.report);
         }
         let list: Vec<String> = mismatches.iter().map(|m| m.seed.to_string()).collect();
-        if let Server::Corral(_) = other {
-            let log = other.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!(
-                "\n--- last lines of {}'s log ({}) ---",
-                other.name(),
-                other.dir().join("server.log").display()
-            );
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
+        if !matches!(other, Server::Zk(_)) {
+            eprintln!("\n--- last lines of {}'s log(s) ---", other.name());
+            eprintln!("{}", other.log_tail(40));
         }
         panic!(
             "{} of {} seeds differ from Apache ZooKeeper: {}",
@@ -1171,6 +1215,34 @@ fn random_operation_sequences_match_apache_zookeeper() {
             list.join(", ")
         );
     }
+}
+
+/// Seeded random operation sequences (creates of every mode incl. TTL and container,
+/// deletes/sets with right and wrong versions, reads of present and missing nodes, multi
+/// with failures, digest ACLs, malformed paths, session close, one-shot, persistent and
+/// recursive watches) give the same observable results on Corral as on Apache ZooKeeper.
+#[test]
+fn random_operation_sequences_match_apache_zookeeper() {
+    let target = std::env::var("CORRAL_DIFF_TARGET").unwrap_or_else(|_| "corral".into());
+    let seeds = seeds_from_env("CORRAL_DIFF_SEEDS", 30);
+    let ops = env_u64("CORRAL_DIFF_OPS", 150) as usize;
+    run_differential(&target, &seeds, ops);
+}
+
+/// The same sequences on a 3-node Corral ensemble, one acting session per server and the
+/// watching session on one of them (which one depends on the seed), give the same traces
+/// as a standalone Apache ZooKeeper: writes are forwarded to the leader, applied on every
+/// server in the same order with the same zxids, and watches fire on whichever server
+/// holds the watching session. `CORRAL_DIFF_ENSEMBLE_SEEDS` (default 10) seeds; skipped
+/// when `CORRAL_DIFF_TARGET` already is `corral-ensemble` (the test above runs it).
+#[test]
+fn random_operation_sequences_on_a_corral_ensemble_match_apache_zookeeper() {
+    if std::env::var("CORRAL_DIFF_TARGET").is_ok_and(|t| t == "corral-ensemble") {
+        return;
+    }
+    let seeds = seeds_from_env("CORRAL_DIFF_ENSEMBLE_SEEDS", 10);
+    let ops = env_u64("CORRAL_DIFF_OPS", 150) as usize;
+    run_differential("corral-ensemble", &seeds, ops);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1218,18 +1290,22 @@ async fn drain(w: &mut zookeeper_client::PersistentWatcher) -> Vec<String> {
     out
 }
 
-async fn client_scenario(addr: SocketAddr) -> Vec<String> {
+/// `addrs`: the sessions c1, c2, c3 go to `addrs[0]`, `addrs[1 % n]`, `addrs[2 % n]`; a
+/// session reading what another one wrote syncs first (needed when they are on different
+/// servers of an ensemble, harmless otherwise).
+async fn client_scenario(addrs: &[SocketAddr]) -> Vec<String> {
     use zookeeper_client::{Acls, AddWatchMode, Client, CreateMode, MultiWriteResult};
     let mut n = Norm::default();
     let mut t: Vec<String> = Vec::new();
     let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    let c1 = support::connect(addr).await;
+    let at = |i: usize| addrs[i % addrs.len()];
+    let c1 = support::connect(at(0)).await;
     let c2 = support::connect_with(
-        addr,
+        at(1),
         Client::connector().with_auth("digest", ALICE_CRED.as_bytes()),
     )
     .await;
-    let c3 = support::connect(addr).await;
+    let c3 = support::connect(at(2)).await;
     for c in [&c1, &c2, &c3] {
         n.sess(c.session_id().0);
     }
@@ -1245,6 +1321,7 @@ async fn client_scenario(addr: SocketAddr) -> Vec<String> {
         "c1 create /zc",
         fmt_res(&mut n, r.map(|(s, q)| (Some(s), q.into_i64())))
     );
+    c2.sync("/zc").await.expect("sync");
     let (_, _, w_data) = c2
         .get_and_watch_data("/zc")
         .await
@@ -1366,6 +1443,7 @@ async fn client_scenario(addr: SocketAddr) -> Vec<String> {
         "c2 create /zc/secret creator-all",
         fmt_res(&mut n, r.map(|(s, q)| (Some(s), q.into_i64())))
     );
+    c1.sync("/zc").await.expect("sync");
     let r = c1.get_data("/zc/secret").await;
     rec!(
         "c1 getData /zc/secret",
@@ -1436,6 +1514,7 @@ async fn client_scenario(addr: SocketAddr) -> Vec<String> {
     let r = c2.check_stat("/zc/e").await;
     rec!("c2 exists /zc/e", format!("{:?}", r.map(|s| s.is_some())));
 
+    c3.sync("/").await.expect("sync");
     let _ = c3.check_stat("/").await;
     rec!("c3 persistent /zc events", drain(&mut pw).await.join(" | "));
     rec!(
@@ -1481,8 +1560,8 @@ fn zookeeper_client_scenario_matches_apache_zookeeper() {
         return;
     };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let a = rt.block_on(client_scenario(reference.addr()));
-    let b = rt.block_on(client_scenario(other.addr()));
+    let a = rt.block_on(client_scenario(&reference.addrs()));
+    let b = rt.block_on(client_scenario(&other.addrs()));
     if let Ok(dir) = std::env::var("CORRAL_DIFF_TRACE_DIR") {
         write_trace(&dir, 0, "client-scenario-reference", &a);
         write_trace(&dir, 0, "client-scenario-under-test", &b);

@@ -44,6 +44,16 @@ fn ephemeral() -> zk::CreateOptions<'static> {
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
 
+/// Sleeps until just after the next wall-clock second begins.
+async fn next_second() {
+    let frac = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .fract();
+    tokio::time::sleep(Duration::from_secs_f64(1.0 - frac + 0.01)).await;
+}
+
 /// Which running server holds session `sid` (from `cons`).
 fn server_of_session(e: &Ensemble, sid: i64) -> Option<usize> {
     let needle = format!("sid=0x{sid:x},");
@@ -166,8 +176,7 @@ struct LoadLog {
 /// every acknowledged create is on both survivors (and on the killed server once it is
 /// back), and each client's session (hence its ephemeral) survives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_leader_under_write_load_fails_clients_over_and_loses_no_acknowledged_write()
-{
+async fn killing_the_leader_under_write_load_fails_clients_over_and_loses_no_acknowledged_write() {
     const CLIENTS_PER_SERVER: usize = 2;
     let mut e = Ensemble::participants(3, &[]);
     let leader = blocking(|| e.start_all());
@@ -214,16 +223,22 @@ async fn killing_the_leader_under_write_load_fails_clients_over_and_loses_no_ack
             while !stop.load(Ordering::Relaxed) {
                 let path = format!("/load/c{k}-{n:06}");
                 n += 1;
-                let r =
-                    tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"x", &persistent()))
-                        .await;
+                let r = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    c.create(&path, b"x", &persistent()),
+                )
+                .await;
                 match r {
                     Ok(Ok(_)) => log.lock().unwrap().acked.push((path, Instant::now())),
                     Ok(Err(err)) => {
                         log.lock().unwrap().errors.push(format!("{path}: {err}"));
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                    Err(_) => log.lock().unwrap().errors.push(format!("{path}: no answer in 5 s")),
+                    Err(_) => log
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("{path}: no answer in 5 s")),
                 }
             }
         }));
@@ -237,8 +252,9 @@ async fn killing_the_leader_under_write_load_fails_clients_over_and_loses_no_ack
     let new_leader = blocking(|| e.wait_for_leader(Duration::from_secs(10)));
     let failover = killed_at.elapsed();
     assert_ne!(new_leader, leader);
+    // Generous for 2 busy cores; see a_new_leader_is_elected_about_as_fast_as_zookeepers.
     assert!(
-        failover < Duration::from_secs(5),
+        failover < Duration::from_secs(8),
         "a new leader took {failover:?}"
     );
 
@@ -294,17 +310,28 @@ async fn killing_the_leader_under_write_load_fails_clients_over_and_loses_no_ack
                 .collect::<Vec<_>>()
         })
         .collect();
-    let errors: usize = logs.iter().map(|l| l.lock().unwrap().errors.len()).sum();
+    let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+    for l in &logs {
+        for err in &l.lock().unwrap().errors {
+            let kind = err.split_once(": ").map_or(err.as_str(), |(_, k)| k);
+            *errors.entry(kind.to_string()).or_default() += 1;
+        }
+    }
     eprintln!(
-        "load: {} creates acknowledged ({before_kill} before the kill), {errors} failed or \
-         unanswered; new leader after {failover:?}",
+        "load: {} creates acknowledged ({before_kill} before the kill), failed or unanswered: \
+         {errors:?}; new leader after {failover:?}",
         acked.len()
     );
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     for &s in &survivors {
         let c = connect(e.addr(s)).await;
         c.sync("/").await.unwrap();
-        let children: BTreeSet<String> = c.list_children("/load").await.unwrap().into_iter().collect();
+        let children: BTreeSet<String> = c
+            .list_children("/load")
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
         let lost: Vec<&String> = acked.difference(&children).collect();
         assert!(
             lost.is_empty(),
@@ -337,11 +364,21 @@ async fn killing_the_leader_under_write_load_fails_clients_over_and_loses_no_ack
     blocking(|| e.wait_for_leader(Duration::from_secs(30)));
     let back = connect(e.addr(leader)).await;
     back.sync("/").await.unwrap();
-    let children: BTreeSet<String> = back.list_children("/load").await.unwrap().into_iter().collect();
+    let children: BTreeSet<String> = back
+        .list_children("/load")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     assert!(
         acked.is_subset(&children),
         "the restarted server lacks {} acknowledged creates",
         acked.difference(&children).count()
+    );
+    assert!(
+        blocking(|| e.wait_for_zxid(0, Duration::from_secs(10))),
+        "the servers' zxids did not converge: {:?}",
+        e.nodes.iter().map(|n| n.zxid()).collect::<Vec<_>>()
     );
 }
 
@@ -426,9 +463,13 @@ async fn a_restarted_server_far_behind_catches_up_by_snapshot() {
         .expect("NodeDeleted for the closed session's ephemeral on the caught-up server");
     assert_eq!(ev.event_type, zk::EventType::NodeDeleted);
 
-    // It follows new writes, and restarts from its own disk.
+    // It follows new writes, and restarts from its own disk. (Not within the second of
+    // its previous start: see
+    // a_server_restarted_within_a_second_never_gives_a_new_client_an_old_session.)
     c.create("/snap/after", b"", &persistent()).await.unwrap();
+    drop(lag);
     e.kill(lagger);
+    next_second().await;
     e.start(lagger);
     blocking(|| e.wait_for_leader(Duration::from_secs(30)));
     let lag = connect(e.addr(lagger)).await;
@@ -512,7 +553,10 @@ async fn an_observer_serves_reads_and_watches_but_does_not_make_a_quorum() {
     let leader = blocking(|| e.start_all());
     assert_ne!(leader, 3, "an observer became leader");
     let srvr = blocking(|| e.nodes[3].four_letter("srvr"));
-    assert!(srvr.contains("\nMode: observer\n"), "observer's srvr:\n{srvr}");
+    assert!(
+        srvr.contains("\nMode: observer\n"),
+        "observer's srvr:\n{srvr}"
+    );
 
     let writer = connect(e.addr(leader)).await;
     writer.create("/obs", b"0", &persistent()).await.unwrap();
@@ -542,11 +586,23 @@ async fn an_observer_serves_reads_and_watches_but_does_not_make_a_quorum() {
     writer.set_data("/obs", b"1", None).await.unwrap();
     writer.create("/obs/new", b"", &persistent()).await.unwrap();
     let t = Duration::from_secs(5);
-    let ev = tokio::time::timeout(t, data_w.changed()).await.expect("data watch on the observer");
-    assert_eq!((ev.event_type, ev.path.as_str()), (zk::EventType::NodeDataChanged, "/obs"));
-    let ev = tokio::time::timeout(t, exist_w.changed()).await.expect("exist watch on the observer");
-    assert_eq!((ev.event_type, ev.path.as_str()), (zk::EventType::NodeCreated, "/obs/new"));
-    let ev = tokio::time::timeout(t, child_w.changed()).await.expect("child watch on the observer");
+    let ev = tokio::time::timeout(t, data_w.changed())
+        .await
+        .expect("data watch on the observer");
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeDataChanged, "/obs")
+    );
+    let ev = tokio::time::timeout(t, exist_w.changed())
+        .await
+        .expect("exist watch on the observer");
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeCreated, "/obs/new")
+    );
+    let ev = tokio::time::timeout(t, child_w.changed())
+        .await
+        .expect("child watch on the observer");
     assert_eq!(
         (ev.event_type, ev.path.as_str()),
         (zk::EventType::NodeChildrenChanged, "/obs")
@@ -573,7 +629,10 @@ async fn an_observer_serves_reads_and_watches_but_does_not_make_a_quorum() {
         refused.unwrap_err(),
         e.log_tails(30)
     );
-    eprintln!("observer with 2 of 3 voters down: write {}", refused.unwrap());
+    eprintln!(
+        "observer with 2 of 3 voters down: write {}",
+        refused.unwrap()
+    );
     // A voter back: writes through the observer work again.
     e.start(voters_down[0]);
     blocking(|| e.wait_for_leader(Duration::from_secs(15)));
@@ -618,8 +677,14 @@ async fn srvr_and_mntr_report_each_servers_mode_and_the_leader_counts_its_follow
             "server {}",
             node.id
         );
-        let has_counts = mntr.contains_key("zk_followers") || mntr.contains_key("zk_synced_followers");
-        assert_eq!(has_counts, i == leader, "server {}'s mntr: {mntr:?}", node.id);
+        let has_counts =
+            mntr.contains_key("zk_followers") || mntr.contains_key("zk_synced_followers");
+        assert_eq!(
+            has_counts,
+            i == leader,
+            "server {}'s mntr: {mntr:?}",
+            node.id
+        );
     }
     let want = [
         ("zk_followers", "2"),
@@ -642,7 +707,9 @@ async fn srvr_and_mntr_report_each_servers_mode_and_the_leader_counts_its_follow
     };
     assert_eq!(
         got,
-        want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        want.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -656,7 +723,9 @@ async fn a_dead_follower_is_not_counted_as_a_synced_follower() {
     let c = connect(e.addr(leader)).await;
     c.create("/dead", b"", &persistent()).await.unwrap();
     blocking(|| e.kill((leader + 1) % 3));
-    c.create("/dead/one-write-after", b"", &persistent()).await.unwrap();
+    c.create("/dead/one-write-after", b"", &persistent())
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let m = blocking(|| e.nodes[leader].mntr());
@@ -692,6 +761,35 @@ fn exists_body(path: &str, watch: bool) -> Vec<u8> {
     e.0
 }
 
+/// Reattaches session `sid` on server `i`, as a client does: a server that has not yet
+/// applied `last_zxid` closes the connection without answering, and the client tries
+/// again (here, the same server, for up to 5 s).
+fn reattach(
+    e: &Ensemble,
+    i: usize,
+    timeout_ms: i32,
+    sid: i64,
+    passwd: &[u8],
+    last_zxid: i64,
+) -> RawSession {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match RawSession::connect_as(e.addr(i), timeout_ms, sid, passwd, last_zxid) {
+            Ok(s) => return s,
+            Err(err)
+                if err.kind() == std::io::ErrorKind::UnexpectedEof && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(err) => panic!(
+                "reattach of session {sid:#x} on server {}: {err}\n{}",
+                i + 1,
+                e.log_tails(20)
+            ),
+        }
+    }
+}
+
 /// Syncs then reads, so the reply comes after every event this server queued for the
 /// session up to the leader's commit point at the time of the sync.
 fn raw_barrier(s: &mut RawSession) {
@@ -720,22 +818,34 @@ async fn a_session_moved_to_another_server_keeps_its_ephemerals_and_watches() {
         let mut s = RawSession::connect(e.addr(a), 4000).expect("session on A");
         raw_barrier(&mut s);
         let r = s
-            .create(op::CREATE, "/mv/eph", b"", &[raw::Acl::new(31, "world", "anyone")], 1, None)
+            .create(
+                op::CREATE,
+                "/mv/eph",
+                b"",
+                &[raw::Acl::new(31, "world", "anyone")],
+                1,
+                None,
+            )
             .unwrap();
         assert_eq!(r.err, 0);
-        let r = s.request(op::GET_DATA, &exists_body("/mv/w", true)).unwrap();
+        let r = s
+            .request(op::GET_DATA, &exists_body("/mv/w", true))
+            .unwrap();
         assert_eq!(r.err, 0);
-        let r = s.request(op::EXISTS, &exists_body("/mv/absent", true)).unwrap();
+        let r = s
+            .request(op::EXISTS, &exists_body("/mv/absent", true))
+            .unwrap();
         assert_eq!(r.err, -101);
-        let r = s.request(op::GET_CHILDREN, &exists_body("/mv", true)).unwrap();
+        let r = s
+            .request(op::GET_CHILDREN, &exists_body("/mv", true))
+            .unwrap();
         assert_eq!(r.err, 0);
         (s.session_id, s.passwd.clone(), s.last_zxid)
         // The TCP connection drops here, without closeSession.
     });
 
     let (mut moved, events_on_reattach) = blocking(|| {
-        let mut s = RawSession::connect_as(e.addr(b), 4000, sid, &passwd, last_zxid)
-            .unwrap_or_else(|err| panic!("reattach on B: {err}\n{}", e.log_tails(20)));
+        let mut s = reattach(&e, b, 4000, sid, &passwd, last_zxid);
         assert_eq!(s.session_id, sid, "reattached to another session");
         let r = s
             .request_with_xid(
@@ -755,7 +865,10 @@ async fn a_session_moved_to_another_server_keeps_its_ephemerals_and_watches() {
     );
 
     setup.set_data("/mv/w", b"changed", None).await.unwrap();
-    setup.create("/mv/absent", b"", &persistent()).await.unwrap();
+    setup
+        .create("/mv/absent", b"", &persistent())
+        .await
+        .unwrap();
     let events = blocking(|| {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got = Vec::new();
@@ -835,11 +948,15 @@ async fn a_client_whose_server_dies_keeps_its_session_ephemeral_and_watch_on_ano
     let deadline = Instant::now() + Duration::from_secs(15);
     let now_on = loop {
         let on = blocking(|| server_of_session(&e, c.session_id().0));
-        if c.state() == zk::SessionState::SyncConnected && on.is_some() {
-            break on.unwrap();
+        if let (zk::SessionState::SyncConnected, Some(on)) = (c.state(), on) {
+            break on;
         }
         if Instant::now() > deadline {
-            panic!("the client did not reconnect: {:?}\n{}", c.state(), e.log_tails(20));
+            panic!(
+                "the client did not reconnect: {:?}\n{}",
+                c.state(),
+                e.log_tails(20)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -887,7 +1004,11 @@ async fn a_server_refuses_a_client_that_has_seen_a_later_zxid() {
             ),
         }
         let ok = RawSession::connect_as(e.addr(lagger), 6000, 0, &[0; 16], here);
-        assert!(ok.is_ok(), "a client at the server's own zxid: {:?}", ok.err());
+        assert!(
+            ok.is_ok(),
+            "a client at the server's own zxid: {:?}",
+            ok.err()
+        );
     });
 
     // The real case: the follower misses many writes, a client sees the latest zxid on the
@@ -895,7 +1016,10 @@ async fn a_server_refuses_a_client_that_has_seen_a_later_zxid() {
     e.kill(lagger);
     let paths: Vec<String> = (0..1500).map(|i| format!("/z/n{i}")).collect();
     for chunk in paths.chunks(250) {
-        let futs: Vec<_> = chunk.iter().map(|p| c.create(p, b"", &persistent())).collect();
+        let futs: Vec<_> = chunk
+            .iter()
+            .map(|p| c.create(p, b"", &persistent()))
+            .collect();
         for f in futs {
             f.await.unwrap();
         }
@@ -909,7 +1033,9 @@ async fn a_server_refuses_a_client_that_has_seen_a_later_zxid() {
         loop {
             match RawSession::connect_as(e.addr(lagger), 6000, 0, &[0; 16], seen) {
                 Ok(mut s) => {
-                    let r = s.request(op::EXISTS, &exists_body("/z/n1499", false)).unwrap();
+                    let r = s
+                        .request(op::EXISTS, &exists_body("/z/n1499", false))
+                        .unwrap();
                     return Ok((refused, r.zxid, r.err));
                 }
                 Err(_) if Instant::now() < deadline => {
@@ -929,4 +1055,550 @@ async fn a_server_refuses_a_client_that_has_seen_a_later_zxid() {
         e.log_tails(20)
     );
     assert_eq!(err, 0, "the last create is visible to the client let in");
+}
+
+/// Waits (polling `srvr`, which opens no session) until server `i` serves as a follower.
+fn wait_serving_follower(e: &Ensemble, i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.nodes[i].mode().as_deref() != Some("follower") {
+        assert!(
+            Instant::now() < deadline,
+            "server {} did not serve within 10 s\n{}",
+            i + 1,
+            e.log_tails(20)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A server restarted twice within one wall-clock second must not hand a new client the
+/// reply of a write that its previous incarnation proposed: here, the session another
+/// client created through the previous incarnation. (Corral names connections
+/// `(start second << 40) | counter`, so both incarnations number their connections alike,
+/// and the replayed createSession entry of connection 1 answers the new connection 1.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_within_a_second_never_gives_a_new_client_an_old_session() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = blocking(|| e.start_all());
+    let f = (leader + 1) % 3;
+    let setup = connect(e.addr(leader)).await;
+    setup.create("/inc", b"", &persistent()).await.unwrap();
+    let now_secs = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let mut tried = 0;
+    for _ in 0..4 {
+        let outcome = blocking(|| {
+            // Start at the beginning of a second so that both starts fall within it.
+            let frac = now_secs().fract();
+            std::thread::sleep(Duration::from_secs_f64(1.0 - frac + 0.01));
+            e.kill(f);
+            let first_start = now_secs();
+            e.start(f);
+            wait_serving_follower(&e, f);
+            let x =
+                RawSession::connect(e.addr(f), 30_000).expect("client X on the first incarnation");
+            e.kill(f);
+            let second_start = now_secs();
+            e.start(f);
+            if first_start.floor() != second_start.floor() {
+                return None;
+            }
+            wait_serving_follower(&e, f);
+            let y = RawSession::connect(e.addr(f), 30_000);
+            Some((x.session_id, y))
+        });
+        let Some((x_sid, y)) = outcome else {
+            continue;
+        };
+        tried += 1;
+        let mut y = y.unwrap_or_else(|err| panic!("client Y: {err}\n{}", e.log_tails(20)));
+        assert_ne!(
+            y.session_id,
+            x_sid,
+            "the new client Y was given the session client X created through the previous \
+             incarnation\n{}",
+            e.log_tails(15)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let r = y.request(op::EXISTS, &exists_body("/inc", false));
+        assert!(
+            r.as_ref().is_ok_and(|r| r.err == 0),
+            "client Y's session does not work: {r:?}\n{}",
+            e.log_tails(15)
+        );
+        if tried >= 2 {
+            break;
+        }
+    }
+    assert!(
+        tried > 0,
+        "could not restart the server twice within one second"
+    );
+}
+
+fn open_acl() -> Vec<raw::Acl> {
+    vec![raw::Acl::new(31, "world", "anyone")]
+}
+
+/// Pings `s` every 300 ms until `stop` is set; returns the session when stopped.
+fn keep_alive(mut s: RawSession, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<RawSession> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let r = s.ping().expect("keep-alive ping");
+            assert_eq!(r.err, 0, "keep-alive ping");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        s
+    })
+}
+
+/// Waits until `path` is gone (seen through `c`, synced first); returns how long it took.
+async fn wait_gone(c: &zk::Client, path: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        c.sync("/").await.ok()?;
+        if c.check_stat(path).await.ok()?.is_none() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// A session whose client vanishes (TCP gone, no closeSession) expires after its timeout
+/// whichever server it was on, and its ephemerals vanish on every server; a session kept
+/// alive through another follower keeps its ephemeral. The same holds across a leader
+/// failover: a session abandoned just before the leader dies is expired by the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_session_expires_on_the_ensemble_even_across_a_leader_failover() {
+    const TIMEOUT_MS: i32 = 4000; // 20 ticks of 200 ms, the maximum
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = blocking(|| e.start_all());
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let c = connect(e.addr(f2)).await;
+    c.create("/exp", b"", &persistent()).await.unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let kept = blocking(|| {
+        let mut b = RawSession::connect(e.addr(f2), TIMEOUT_MS).expect("session B");
+        raw_barrier(&mut b);
+        assert_eq!(
+            b.create(op::CREATE, "/exp/b", b"", &open_acl(), 1, None)
+                .unwrap()
+                .err,
+            0
+        );
+        let mut a = RawSession::connect(e.addr(f1), TIMEOUT_MS).expect("session A");
+        assert_eq!(
+            a.create(op::CREATE, "/exp/a", b"", &open_acl(), 1, None)
+                .unwrap()
+                .err,
+            0
+        );
+        assert_eq!(a.timeout_ms, TIMEOUT_MS);
+        drop(a); // the client vanishes
+        keep_alive(b, stop.clone())
+    });
+    let gone = wait_gone(&c, "/exp/a", Duration::from_secs(12)).await;
+    let took = gone.unwrap_or_else(|| {
+        panic!(
+            "the abandoned session's ephemeral is still there 12 s later\n{}",
+            e.log_tails(20)
+        )
+    });
+    assert!(
+        took >= Duration::from_millis(3000),
+        "expired after {took:?}, before its 4 s timeout"
+    );
+    assert!(
+        c.check_stat("/exp/b").await.unwrap().is_some(),
+        "live session B lost its ephemeral"
+    );
+
+    // Across a failover: session C is abandoned, then the leader dies at once.
+    blocking(|| {
+        let mut cs = RawSession::connect(e.addr(f1), TIMEOUT_MS).expect("session C");
+        assert_eq!(
+            cs.create(op::CREATE, "/exp/c", b"", &open_acl(), 1, None)
+                .unwrap()
+                .err,
+            0
+        );
+        drop(cs);
+        e.kill(leader);
+        e.wait_for_leader(Duration::from_secs(10));
+    });
+    let c = connect(e.addr(f2)).await;
+    let gone = wait_gone(&c, "/exp/c", Duration::from_secs(15)).await;
+    assert!(
+        gone.is_some(),
+        "the session abandoned before the failover never expired\n{}",
+        e.log_tails(20)
+    );
+    assert!(
+        c.check_stat("/exp/b").await.unwrap().is_some(),
+        "live session B lost its ephemeral across the failover\n{}",
+        e.log_tails(20)
+    );
+    stop.store(true, Ordering::Relaxed);
+    let b = kept.join().expect("keep-alive thread");
+    drop(b);
+}
+
+/// When a session reattaches on another server while its old connection is still open
+/// (a client that lost track of it), the old connection can no longer write for the
+/// session: ZooKeeper's leader tracks each session's owner and fails such a write with
+/// SessionMoved (on a Debian 3.8 three-node ensemble the old connection is closed and the
+/// node is not created).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "corral bug: after a session moves to another server, its old connection on the first server still writes for it (ZooKeeper answers SessionMoved)"]
+async fn a_session_moved_to_another_server_cannot_write_through_its_old_connection() {
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = blocking(|| e.start_all());
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let c = connect(e.addr(leader)).await;
+    c.create("/sm", b"", &persistent()).await.unwrap();
+    let (reply, present) = blocking(|| {
+        let mut old = RawSession::connect(e.addr(a), 10_000).expect("session on A");
+        raw_barrier(&mut old);
+        let mut moved = reattach(&e, b, 10_000, old.session_id, &old.passwd, old.last_zxid);
+        raw_barrier(&mut moved);
+        let reply = old.create(op::CREATE, "/sm/from-old", b"", &open_acl(), 0, None);
+        raw_barrier(&mut moved);
+        let present = moved
+            .request(op::EXISTS, &exists_body("/sm/from-old", false))
+            .map(|r| r.err == 0)
+            .unwrap_or(false);
+        (reply.map(|r| r.err), present)
+    });
+    assert!(
+        !matches!(reply, Ok(0)),
+        "the old connection's create was acknowledged after the session moved (node present: \
+         {present})\n{}",
+        e.log_tails(10)
+    );
+    assert!(!present, "the old connection's create was applied");
+}
+
+/// An observer follows the new leader after a failover: it is never elected, it keeps
+/// saying `Mode: observer`, and writes through it work again once a leader is elected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_the_new_leader_after_a_failover() {
+    let roles = [
+        Role::Participant,
+        Role::Participant,
+        Role::Participant,
+        Role::Observer,
+    ];
+    let mut e = Ensemble::new(&roles, &[]);
+    let leader = blocking(|| e.start_all());
+    let obs = connect_to(&e.addr(3).to_string(), Duration::from_secs(10)).await;
+    obs.create("/of", b"", &persistent()).await.unwrap();
+    let (_, w) = obs.check_and_watch_stat("/of/after").await.unwrap();
+    e.kill(leader);
+    let new_leader = blocking(|| e.wait_for_leader(Duration::from_secs(10)));
+    assert_ne!(new_leader, 3, "the observer became leader");
+    assert_eq!(blocking(|| e.nodes[3].mode()).as_deref(), Some("observer"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            obs.create("/of/after", b"", &persistent()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "no write through the observer 10 s after the failover: {other:?}\n{}",
+                e.log_tails(20)
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.changed())
+        .await
+        .expect("the observer's watch fires after the failover");
+    assert_eq!(ev.event_type, zk::EventType::NodeCreated);
+    let c = connect(e.addr(new_leader)).await;
+    let before = c.check_stat("/of").await.unwrap().expect("/of").czxid;
+    let after = c
+        .check_stat("/of/after")
+        .await
+        .unwrap()
+        .expect("/of/after")
+        .czxid;
+    assert!(
+        after >> 32 > before >> 32,
+        "the zxid epoch did not rise with the new leader: {before:#x} then {after:#x}"
+    );
+}
+
+/// SIGKILL of every server at once loses no acknowledged write; after the restart the
+/// client reconnects with its session (back well within its timeout), keeping its
+/// ephemeral.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_every_server_at_once_loses_no_acknowledged_write() {
+    let mut e = Ensemble::participants(3, &[]);
+    blocking(|| e.start_all());
+    let c = connect_to(&e.connect_string_all(), Duration::from_secs(15)).await;
+    c.create("/all", b"", &persistent()).await.unwrap();
+    c.create("/all/eph", b"", &ephemeral()).await.unwrap();
+    let paths: Vec<String> = (0..300).map(|i| format!("/all/n{i:03}")).collect();
+    let futs: Vec<_> = paths
+        .iter()
+        .map(|p| c.create(p, b"x", &persistent()))
+        .collect();
+    for f in futs {
+        f.await.unwrap();
+    }
+    for i in 0..3 {
+        e.kill(i);
+    }
+    for i in 0..3 {
+        e.start(i);
+    }
+    blocking(|| e.wait_for_leader(Duration::from_secs(30)));
+    for i in 0..3 {
+        let s = connect(e.addr(i)).await;
+        s.sync("/").await.unwrap();
+        let children = s.list_children("/all").await.unwrap();
+        assert_eq!(
+            children.len(),
+            301,
+            "server {} after restarting everything\n{}",
+            i + 1,
+            e.log_tails(20)
+        );
+    }
+    // The old client finds the ensemble again, with its session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.state() != zk::SessionState::SyncConnected || c.check_stat("/").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the client did not reconnect: {:?}",
+            c.state()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = c.check_stat("/all/eph").await.unwrap();
+    assert_eq!(s.map(|s| s.ephemeral_owner), Some(c.session_id().0));
+}
+
+/// A leader that stops (SIGSTOP: a long GC pause, a frozen VM) is replaced; when it
+/// resumes it steps down, and a write that reached it while it was stopped is either
+/// refused or really committed: every server agrees with what the client was told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_steps_down_when_it_resumes_and_acknowledges_nothing_it_did_not_commit() {
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = blocking(|| e.start_all());
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let c = connect_to(&e.connect_string(&others), Duration::from_secs(10)).await;
+    c.create("/p", b"", &persistent()).await.unwrap();
+    let mut on_old = blocking(|| {
+        let mut s = RawSession::connect(e.addr(leader), 20_000).expect("session on the leader");
+        raw_barrier(&mut s);
+        s
+    });
+    e.pause(leader);
+    // A write reaches the frozen leader's socket.
+    let sender = std::thread::spawn(move || {
+        let r = on_old.create(op::CREATE, "/p/via-paused", b"", &open_acl(), 0, None);
+        (on_old, r)
+    });
+    let new_leader = blocking(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let modes = e.modes();
+            if let Some(l) = others
+                .iter()
+                .find(|&&i| modes[i].as_deref() == Some("leader"))
+            {
+                return *l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new leader while the old one is paused"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    c.create("/p/during-pause", b"", &persistent())
+        .await
+        .unwrap();
+    e.resume(leader);
+    blocking(|| e.wait_for_leader(Duration::from_secs(10)));
+    let (_, reply) = sender.join().unwrap();
+    let acked = matches!(reply, Ok(ref r) if r.err == 0);
+    for i in 0..3 {
+        let s = connect(e.addr(i)).await;
+        s.sync("/").await.unwrap();
+        assert!(s.check_stat("/p/during-pause").await.unwrap().is_some());
+        let present = s.check_stat("/p/via-paused").await.unwrap().is_some();
+        assert!(
+            !acked || present,
+            "server {} lacks /p/via-paused, which the resumed old leader acknowledged \
+             (new leader was server {})\n{}",
+            i + 1,
+            new_leader + 1,
+            e.log_tails(20)
+        );
+    }
+    eprintln!(
+        "write sent to the paused leader: {}",
+        match reply {
+            Ok(r) => raw::err_name(r.err),
+            Err(err) => format!("{err}"),
+        }
+    );
+}
+
+/// A participant started after the others have formed the ensemble says `follower` (or
+/// that it is not serving yet) until it has caught up; it never claims to be an observer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_joining_late_never_says_it_is_an_observer() {
+    let mut e = Ensemble::participants(3, &[]);
+    e.start(0);
+    e.start(1);
+    blocking(|| e.wait_for_leader(Duration::from_secs(30)));
+    let c = connect(e.addr(0)).await;
+    c.create("/late", b"", &persistent()).await.unwrap();
+    e.start(2);
+    let seen = blocking(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            let out = e.nodes[2].four_letter("srvr");
+            let mode = out
+                .lines()
+                .find_map(|l| l.strip_prefix("Mode: "))
+                .map(|m| {
+                    let zxid = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Zxid: "))
+                        .unwrap_or("?");
+                    format!("{m} at zxid {zxid}")
+                })
+                .unwrap_or_else(|| "not serving".into());
+            if seen.last() != Some(&mode) {
+                seen.push(mode.clone());
+            }
+            if mode.starts_with("follower") || Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    assert!(
+        seen.last().is_some_and(|m| m.starts_with("follower")),
+        "the late participant never said follower: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|m| m.starts_with("observer")),
+        "the late participant said, in turn: {seen:?}"
+    );
+}
+
+/// With tickTime=200 and syncLimit=5, ZooKeeper's followers give up on a dead leader within
+/// syncLimit ticks (at once when its TCP connections reset) and elect a new one: about
+/// 0.8 s from SIGKILL to a new leader on a Debian 3.8 three-node ensemble. Corral takes
+/// 3.5 to 5 s (openraft's leader lease plus an election timeout, both derived from
+/// syncLimit × tickTime), during which the followers keep saying `Mode: follower` and
+/// accept clients; with the usual tickTime=2000 it took 39 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_is_elected_about_as_fast_as_zookeepers() {
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = blocking(|| e.start_all());
+    let killed_at = Instant::now();
+    e.kill(leader);
+    let new_leader = blocking(|| e.try_wait_for_leader(Duration::from_secs(10)));
+    let took = killed_at.elapsed();
+    assert!(new_leader.is_some(), "no new leader within 10 s");
+    assert!(
+        took < Duration::from_millis(2000),
+        "a new leader took {took:?} (2 × syncLimit × tickTime is 2 s)"
+    );
+}
+
+/// Watches a client re-registers on another server (setWatches with the last zxid it
+/// saw) report what changed while it was away, exactly once: a data watch whose node was
+/// modified, an exist watch whose node was created, a child watch whose node got a child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_re_registered_on_another_server_report_changes_made_while_away() {
+    let mut e = Ensemble::participants(3, &[]);
+    blocking(|| e.start_all());
+    let (a, b, cc) = (0, 1, 2);
+    let setup = connect(e.addr(cc)).await;
+    setup.create("/cw", b"", &persistent()).await.unwrap();
+    setup.create("/cw/d", b"", &persistent()).await.unwrap();
+    let (sid, passwd, last_zxid) = blocking(|| {
+        let mut s = RawSession::connect(e.addr(a), 10_000).expect("session on A");
+        raw_barrier(&mut s);
+        let r = s
+            .request(op::GET_DATA, &exists_body("/cw/d", true))
+            .unwrap();
+        assert_eq!(r.err, 0);
+        let r = s
+            .request(op::EXISTS, &exists_body("/cw/new", true))
+            .unwrap();
+        assert_eq!(r.err, -101);
+        let r = s
+            .request(op::GET_CHILDREN, &exists_body("/cw", true))
+            .unwrap();
+        assert_eq!(r.err, 0);
+        (s.session_id, s.passwd.clone(), s.last_zxid)
+    });
+    // While the client is away (its connection gone, its session alive).
+    setup.set_data("/cw/d", b"changed", None).await.unwrap();
+    setup.create("/cw/new", b"", &persistent()).await.unwrap();
+
+    let (events, later) = blocking(|| {
+        let mut s = reattach(&e, b, 10_000, sid, &passwd, last_zxid);
+        let r = s
+            .request_with_xid(
+                -8,
+                101,
+                &set_watches_body(last_zxid, &["/cw/d"], &["/cw/new"], &["/cw"]),
+            )
+            .unwrap();
+        assert_eq!(r.err, 0, "setWatches on B");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        while got.len() < 3 && Instant::now() < deadline {
+            raw_barrier(&mut s);
+            got.extend(
+                s.take_events()
+                    .into_iter()
+                    .map(|ev| format!("{} {}", raw::event_name(ev.ty), ev.path)),
+            );
+        }
+        // One-shot watches: a second round of changes fires nothing.
+        (got, s)
+    });
+    setup.set_data("/cw/d", b"again", None).await.unwrap();
+    setup
+        .create("/cw/another", b"", &persistent())
+        .await
+        .unwrap();
+    let mut s = later;
+    let extra = blocking(|| {
+        raw_barrier(&mut s);
+        s.take_events()
+    });
+    assert_eq!(
+        events,
+        [
+            "NodeDataChanged /cw/d",
+            "NodeCreated /cw/new",
+            "NodeChildrenChanged /cw"
+        ],
+        "catch-up events on B\n{}",
+        e.log_tails(20)
+    );
+    assert!(extra.is_empty(), "one-shot watches fired again: {extra:?}");
 }

@@ -1186,6 +1186,9 @@ public class CuratorScenario {
             ev.settle(300);
             t.rec("persistent_after_reconnect", ev.take());
             t.rec("wchp_after_reconnect", wchp(t, b));
+            // close the session while the proxy still forwards: a session left behind
+            // would expire later, in the middle of another section
+            z.close();
         }
     }
 
@@ -1228,6 +1231,7 @@ public class CuratorScenario {
             t.call("persistent_node_recreated", () -> waitUntil(() -> admin.checkExists().forPath(b + "/pn") != null));
             t.call("persistent_node_owner", () -> t.sess(admin.checkExists().forPath(b + "/pn").getEphemeralOwner()));
             pn.close();
+            c1.close();
         }
         // raw Java client: Expired state and a wrong session password
         Proxy zproxy = new Proxy(HOSTS);
@@ -1250,6 +1254,7 @@ public class CuratorScenario {
         zs.settle(200);
         t.rec("z1_states", collapse(zs.take()));
         t.call("z1_after_expiry", () -> z1.exists(b, false));
+        z1.close();
         zproxy.close();
         // auth with Curator's authorization()
         CuratorFramework alice = t.curator("alice", HOSTS, "alice:pw-a", 10_000);
@@ -1317,6 +1322,30 @@ public class CuratorScenario {
         t.call("parent_stat", () -> c2.checkExists().forPath(b));
     }
 
+    /** Digest credentials that are not plain `user:password` text. */
+    static void sAuthCredentials(Trace t) throws Exception {
+        // a null credential: ZooKeeper's digest provider fails (AuthFailed, connection closed)
+        Rec st1 = new Rec();
+        ZooKeeper z1 = t.zk("null-cred", e -> {
+            if (e.getType() == Watcher.Event.EventType.None) st1.add(e.getState().name());
+        });
+        st1.take();
+        z1.addAuthInfo("digest", null);
+        t.call("null_credential_then_read", () -> z1.exists("/", false) != null);
+        st1.settle(500);
+        t.rec("null_credential_states", collapse(st1.take()));
+        // bytes that are not UTF-8: ZooKeeper decodes them with replacement characters
+        ZooKeeper z2 = t.zk("binary-cred", null);
+        z2.addAuthInfo("digest", new byte[] {'u', (byte) 0xff, ':', 'p', (byte) 0xfe});
+        t.call("binary_credential_whoami", () -> {
+            List<String> out = new ArrayList<>();
+            for (ClientInfo ci : z2.whoAmI()) out.add(ci.getAuthScheme() + ":" + ci.getUser());
+            Collections.sort(out);
+            return out;
+        });
+        t.call("binary_credential_then_read", () -> z2.exists("/", false) != null);
+    }
+
     /** A connect with the right session id but a wrong password. */
     static void sWrongPassword(Trace t) throws Exception {
         String b = "/cur-wrongpw";
@@ -1360,6 +1389,7 @@ public class CuratorScenario {
         sections.put("watches", CuratorScenario::sWatches);
         sections.put("session", CuratorScenario::sSession);
         sections.put("wrong_password", CuratorScenario::sWrongPassword);
+        sections.put("auth_credentials", CuratorScenario::sAuthCredentials);
         sections.put("reaping", CuratorScenario::sReaping);
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
         for (Map.Entry<String, Section> e : sections.entrySet()) {

@@ -304,10 +304,12 @@ impl Ensemble {
                 .copied()
                 .filter(|&i| modes[i].as_deref() == Some("leader"))
                 .collect();
-            let in_role = |i: usize| match (self.nodes[i].role, modes[i].as_deref()) {
-                (Role::Participant, Some("leader" | "follower")) => true,
-                (Role::Observer, Some("observer")) => true,
-                _ => false,
+            let in_role = |i: usize| {
+                matches!(
+                    (self.nodes[i].role, modes[i].as_deref()),
+                    (Role::Participant, Some("leader" | "follower"))
+                        | (Role::Observer, Some("observer"))
+                )
             };
             if leaders.len() == 1 && running.iter().all(|&i| in_role(i)) {
                 return Some(leaders[0]);

@@ -399,20 +399,41 @@ impl Drop for CorralServer {
     }
 }
 
-/// Either server, for tests that run the same thing against both.
+/// Either server, or a Corral ensemble, for tests that run the same thing against each.
 pub enum Server {
     Zk(ApacheZk),
     Corral(CorralServer),
+    /// Three Corral participants ([`ensemble::Ensemble`]), with the settings every test
+    /// server shares.
+    CorralEnsemble(ensemble::Ensemble),
 }
 
 impl Server {
-    /// `"zookeeper"` → [`ApacheZk`], `"corral"` → [`CorralServer`]. `None` when ZooKeeper
-    /// is wanted but not installed outside CI (the test should then skip).
+    /// `"zookeeper"` → [`ApacheZk`], `"corral"` → [`CorralServer`], `"corral-ensemble"` →
+    /// a 3-node [`ensemble::Ensemble`] with a leader elected. `None` when ZooKeeper is
+    /// wanted but not installed outside CI (the test should then skip).
     pub fn start_named(name: &str, extra_cfg: &[&str]) -> Option<Server> {
         match name {
             "zookeeper" | "zk" => ApacheZk::try_start_with(extra_cfg).map(Server::Zk),
             "corral" => Some(Server::Corral(CorralServer::start_with(extra_cfg))),
-            other => panic!("unknown server kind {other:?} (want `zookeeper` or `corral`)"),
+            "corral-ensemble" => {
+                // The lines write_zoo_cfg gives a single server, except tickTime: the
+                // ensemble keeps its short tick (quick elections) and allows ZooKeeper's
+                // default maximum session timeout, so sessions negotiate alike.
+                let digest = format!("DigestAuthenticationProvider.superDigest={SUPER_DIGEST}");
+                let mut cfg = vec![
+                    "maxSessionTimeout=40000",
+                    "extendedTypesEnabled=true",
+                    digest.as_str(),
+                ];
+                cfg.extend_from_slice(extra_cfg);
+                let mut e = ensemble::Ensemble::participants(3, &cfg);
+                e.start_all();
+                Some(Server::CorralEnsemble(e))
+            }
+            other => panic!(
+                "unknown server kind {other:?} (want `zookeeper`, `corral` or `corral-ensemble`)"
+            ),
         }
     }
 
@@ -420,13 +441,21 @@ impl Server {
         match self {
             Server::Zk(_) => "zookeeper",
             Server::Corral(_) => "corral",
+            Server::CorralEnsemble(_) => "corral-ensemble",
         }
     }
 
+    /// The (first) server's client address.
     pub fn addr(&self) -> SocketAddr {
+        self.addrs()[0]
+    }
+
+    /// Every server's client address (one, except for an ensemble).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
         match self {
-            Server::Zk(s) => s.addr(),
-            Server::Corral(s) => s.addr(),
+            Server::Zk(s) => vec![s.addr()],
+            Server::Corral(s) => vec![s.addr()],
+            Server::CorralEnsemble(e) => e.addrs(),
         }
     }
 
@@ -434,6 +463,25 @@ impl Server {
         match self {
             Server::Zk(s) => s.log(),
             Server::Corral(s) => s.log(),
+            Server::CorralEnsemble(e) => e.logs(),
+        }
+    }
+
+    /// The last `n` lines of the log (of each server's log, for an ensemble), headed by
+    /// where the whole log is.
+    pub fn log_tail(&self, n: usize) -> String {
+        match self {
+            Server::CorralEnsemble(e) => e.log_tails(n),
+            _ => {
+                let log = self.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let mut out = format!("({})\n", self.dir().join("server.log").display());
+                for l in &lines[lines.len().saturating_sub(n)..] {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+                out
+            }
         }
     }
 
@@ -441,6 +489,7 @@ impl Server {
         match self {
             Server::Zk(s) => s.dir(),
             Server::Corral(s) => s.dir(),
+            Server::CorralEnsemble(e) => e.dir(),
         }
     }
 }

@@ -59,7 +59,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     }
     let first: [u8; 4] = [buf[0], buf[1], buf[2], buf[3]];
     if let Some(word) = FourLetterWord::from_bytes(&first) {
-        let output = crate::fourlw::execute(&shared, word);
+        let output = crate::fourlw::execute(&shared, word, addr);
         let _ = wr.write_all(output.as_bytes()).await;
         let _ = wr.shutdown().await;
         return;
@@ -445,9 +445,11 @@ fn handle_request(
         Request::Auth(packet) => {
             let mut out = BytesMut::new();
             let ok = match packet.scheme.as_str() {
-                "digest" => match std::str::from_utf8(&packet.auth) {
-                    Ok(credential) => {
-                        let id = corral_tree::digest_id(credential);
+                // Java decodes the credential with replacement characters
+                // and fails on a null one (DigestAuthenticationProvider).
+                "digest" => match packet.auth.as_deref() {
+                    Some(raw) => {
+                        let id = corral_tree::digest_id(&String::from_utf8_lossy(raw));
                         let is_super = shared
                             .config
                             .super_digest
@@ -459,7 +461,7 @@ fn handle_request(
                         }
                         true
                     }
-                    Err(_) => false,
+                    None => false,
                 },
                 "ip" => {
                     let ip = Id::new("ip", conn.addr.ip().to_string());
@@ -480,6 +482,12 @@ fn handle_request(
                 Continue::Yes
             } else {
                 shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    addr = %conn.addr,
+                    scheme = %packet.scheme,
+                    "Authentication failed for scheme: {}",
+                    packet.scheme
+                );
                 encode_header_reply(&mut out, xid, 0, ErrorCode::AuthFailed);
                 if conn.pending.is_empty() {
                     conn.send(out.freeze());

@@ -270,19 +270,19 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: ServerConfig, server_id: u64, core: Core) -> Shared {
-        // Connection ids carry this process's start time in their top bits so
-        // that entries replayed from the log never reach a new connection.
-        let incarnation = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() & 0xFF_FFFF)
-            .unwrap_or(0);
+        // Connection ids carry a random incarnation in their top 32 bits so
+        // that entries of an earlier run, replayed from the log after a
+        // restart, never reach (or answer) a connection of this run. (A
+        // start time in seconds was not enough: a server restarted twice in
+        // one second reused its ids.)
+        let incarnation = u64::from(rand::random::<u32>() | 1);
         Shared {
             config,
             server_id,
             core: Mutex::new(core),
             stats: Arc::default(),
             replica: Default::default(),
-            next_conn: AtomicU64::new(incarnation << 40),
+            next_conn: AtomicU64::new(incarnation << 32),
         }
     }
 

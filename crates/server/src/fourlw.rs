@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -21,7 +21,9 @@ pub fn version_string() -> String {
 }
 
 /// Runs one word and returns its whole output.
-pub fn execute(shared: &Shared, word: FourLetterWord) -> String {
+/// `asker` is the connection that sent the word: ZooKeeper counts and
+/// lists it among the connections.
+pub fn execute(shared: &Shared, word: FourLetterWord, asker: SocketAddr) -> String {
     let name = word.as_str();
     if word == FourLetterWord::TelnetClose {
         return String::new();
@@ -40,18 +42,21 @@ pub fn execute(shared: &Shared, word: FourLetterWord) -> String {
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
         FourLetterWord::Isro => out.push_str("rw"),
-        FourLetterWord::Srvr => server_summary(shared, &mut out, false),
-        FourLetterWord::Stat => server_summary(shared, &mut out, true),
+        FourLetterWord::Srvr => server_summary(shared, &mut out, false, asker),
+        FourLetterWord::Stat => server_summary(shared, &mut out, true, asker),
         FourLetterWord::Mntr => monitor(shared, &mut out),
         FourLetterWord::Conf => conf(shared, &mut out),
         FourLetterWord::Envi => environment(&mut out),
-        FourLetterWord::Cons => connections(shared, &mut out, true),
+        FourLetterWord::Cons => connections(shared, &mut out, true, asker),
         FourLetterWord::Crst => {
             let mut core = shared.core.lock();
             for conn in core.conns.values_mut() {
                 conn.packets_received = 0;
                 conn.packets_sent = 0;
                 conn.latency_count = 0;
+                conn.last_op = "NA";
+                conn.last_xid = -1;
+                conn.last_zxid = -1;
                 conn.latency_total_ms = 0;
                 conn.latency_max_ms = 0;
                 conn.latency_min_ms = 0;
@@ -96,46 +101,28 @@ pub fn execute(shared: &Shared, word: FourLetterWord) -> String {
             }
             out.push('\n');
         }
-        FourLetterWord::Dump => {
-            let core = shared.core.lock();
-            out.push_str("SessionTracker dump:\n");
-            let mut sessions: Vec<(i64, i32)> = core
-                .sessions
-                .iter()
-                .map(|(id, s)| (*id, s.timeout_ms))
-                .collect();
-            sessions.sort_unstable();
-            let _ = writeln!(out, "Session Sets ({}):", sessions.len());
-            for (id, timeout) in &sessions {
-                let _ = writeln!(out, "\t0x{id:x}\t{timeout}ms");
-            }
-            out.push_str("ephemeral nodes dump:\n");
-            let _ = writeln!(out, "Sessions with Ephemerals ({}):", sessions.len());
-            for (id, _) in &sessions {
-                let _ = writeln!(out, "0x{id:x}:");
-                let mut eph = core.tree.get_ephemerals(*id, "/");
-                eph.sort();
-                for p in eph {
-                    let _ = writeln!(out, "\t{p}");
-                }
-            }
-        }
-        FourLetterWord::Gtmk | FourLetterWord::Stmk => out.push_str("0\n"),
+        FourLetterWord::Dump => dump(shared, &mut out),
+        // ZooKeeper's default trace mask.
+        FourLetterWord::Gtmk | FourLetterWord::Stmk => out.push_str("306\n"),
         FourLetterWord::Hash => out.push_str("Digest in every 128 txns: \n"),
         FourLetterWord::TelnetClose => {}
     }
     out
 }
 
-fn server_summary(shared: &Shared, out: &mut String, with_clients: bool) {
+fn server_summary(shared: &Shared, out: &mut String, with_clients: bool, asker: SocketAddr) {
     let _ = writeln!(out, "Zookeeper version: {}", version_string());
     if with_clients {
         out.push_str("Clients:\n");
-        connections(shared, out, false);
+        connections(shared, out, false, asker);
     }
     let (min, avg, max) = shared.stats.latency();
     let core = shared.core.lock();
-    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:?}/{max}");
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {min}/{}/{max}",
+        java_double_4(avg)
+    );
     let _ = writeln!(
         out,
         "Received: {}",
@@ -146,7 +133,7 @@ fn server_summary(shared: &Shared, out: &mut String, with_clients: bool) {
         "Sent: {}",
         shared.stats.packets_sent.load(Ordering::Relaxed)
     );
-    let _ = writeln!(out, "Connections: {}", core.conns.len());
+    let _ = writeln!(out, "Connections: {}", core.conns.len() + 1);
     let _ = writeln!(out, "Outstanding: {}", outstanding(&core));
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid());
     let _ = writeln!(out, "Mode: {}", shared.mode());
@@ -157,7 +144,7 @@ fn outstanding(core: &crate::core::Core) -> usize {
     core.conns.values().map(|c| c.pending.len()).sum()
 }
 
-fn connections(shared: &Shared, out: &mut String, detailed: bool) {
+fn connections(shared: &Shared, out: &mut String, detailed: bool, asker: SocketAddr) {
     let core = shared.core.lock();
     let mut conns: Vec<_> = core.conns.iter().collect();
     conns.sort_by_key(|(id, _)| **id);
@@ -192,7 +179,14 @@ fn connections(shared: &Shared, out: &mut String, detailed: bool) {
         }
         out.push_str(")\n");
     }
+    let _ = writeln!(out, " /{asker}[0](queued=0,recved=1,sent=0)");
     out.push('\n');
+}
+
+/// A double as ZooKeeper prints averages: rounded to 4 decimals, in Java's
+/// `Double.toString` form (`0.0`, `0.5556`).
+fn java_double_4(value: f64) -> String {
+    format!("{:?}", (value * 10_000.0).round() / 10_000.0)
 }
 
 fn monitor(shared: &Shared, out: &mut String) {
@@ -203,7 +197,7 @@ fn monitor(shared: &Shared, out: &mut String) {
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", version_string()),
         ("zk_server_state", shared.mode().to_string()),
-        ("zk_avg_latency", format!("{avg:?}")),
+        ("zk_avg_latency", java_double_4(avg)),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),
         (
@@ -222,7 +216,10 @@ fn monitor(shared: &Shared, out: &mut String) {
                 .load(Ordering::Relaxed)
                 .to_string(),
         ),
-        ("zk_num_alive_connections", core.conns.len().to_string()),
+        (
+            "zk_num_alive_connections",
+            (core.conns.len() + 1).to_string(),
+        ),
         ("zk_outstanding_requests", outstanding(&core).to_string()),
         ("zk_znode_count", core.tree.node_count().to_string()),
         ("zk_watch_count", core.watches.watch_count().to_string()),
@@ -304,15 +301,19 @@ fn environment(out: &mut String) {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let user = std::env::var("USER").unwrap_or_default();
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(account_name);
     let home = std::env::var("HOME").unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let lines = [
         ("zookeeper.version", version_string()),
         ("host.name", host.trim().to_string()),
         ("corral.version", env!("CARGO_PKG_VERSION").to_string()),
-        ("os.name", std::env::consts::OS.to_string()),
-        ("os.arch", std::env::consts::ARCH.to_string()),
+        // Java's names for these.
+        ("os.name", "Linux".to_string()),
+        ("os.arch", java_arch().to_string()),
         ("os.version", kernel.trim().to_string()),
         ("user.name", user),
         ("user.home", home),
@@ -380,4 +381,142 @@ pub fn query(addr: &str, word: &str) -> std::io::Result<String> {
     let mut out = String::new();
     stream.read_to_string(&mut out)?;
     Ok(out)
+}
+
+/// The name of the account running the server (Java's `user.name`), from
+/// /etc/passwd by the process's real uid.
+fn account_name() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(uid) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find(|l| l.split(':').nth(2) == Some(uid))
+        .and_then(|l| l.split(':').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn java_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "aarch64",
+        other => other,
+    }
+}
+
+/// `dump`: sessions by expiry bucket, ephemerals by session, connections,
+/// in ZooKeeper's layout.
+fn dump(shared: &Shared, out: &mut String) {
+    let core = shared.core.lock();
+    let now = std::time::Instant::now();
+    let wall_now = crate::write_path::wall_clock_ms();
+    let to_wall = |deadline: std::time::Instant| {
+        let ahead = deadline.saturating_duration_since(now).as_millis() as i64;
+        wall_now + ahead
+    };
+    let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for (id, s) in core.sessions.iter() {
+        buckets.entry(to_wall(s.deadline)).or_default().push(*id);
+    }
+    out.push_str("SessionTracker dump:\n");
+    let _ = writeln!(
+        out,
+        "Session Sets ({})/({}):",
+        buckets.len(),
+        core.sessions.len()
+    );
+    for (at, ids) in &buckets {
+        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
+        for id in ids {
+            let _ = writeln!(out, "\t0x{id:x}");
+        }
+    }
+    out.push_str("ephemeral nodes dump:\n");
+    let mut owners: Vec<(i64, Vec<String>)> = core
+        .sessions
+        .iter()
+        .map(|(id, _)| (*id, core.tree.get_ephemerals(*id, "/")))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    owners.sort();
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
+    for (id, mut paths) in owners {
+        paths.sort();
+        let _ = writeln!(out, "0x{id:x}:");
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    out.push_str("Connections dump:\n");
+    let mut conns: Vec<(i64, String, i64)> = core
+        .conns
+        .values()
+        .map(|c| {
+            let at = core
+                .sessions
+                .get(c.session_id)
+                .map_or(wall_now, |s| to_wall(s.deadline));
+            (at, c.addr.to_string(), c.session_id)
+        })
+        .collect();
+    conns.sort();
+    let mut conn_buckets: std::collections::BTreeMap<i64, Vec<(String, i64)>> = Default::default();
+    for (at, addr, sid) in conns {
+        conn_buckets.entry(at).or_default().push((addr, sid));
+    }
+    let _ = writeln!(
+        out,
+        "Connections Sets ({})/({}):",
+        conn_buckets.len(),
+        core.conns.len()
+    );
+    for (at, list) in &conn_buckets {
+        let _ = writeln!(out, "{} expire at {}:", list.len(), java_date(*at));
+        for (addr, sid) in list {
+            let _ = writeln!(out, "\tip: /{addr} sessionId: 0x{sid:x}");
+        }
+    }
+}
+
+/// Java's `Date.toString()` in UTC: `Sun Nov 22 06:31:14 UTC 2026`.
+pub fn java_date(epoch_ms: i64) -> String {
+    let secs = epoch_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let weekday = DAYS[days.rem_euclid(7) as usize];
+    let month_name = MONTHS[(month - 1) as usize];
+    format!("{weekday} {month_name} {day:02} {h:02}:{m:02}:{s:02} UTC {year}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_date_matches_date_to_string_in_utc() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_326_183_428), "Sun Nov 22 05:43:03 UTC 2026");
+    }
 }

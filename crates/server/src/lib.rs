@@ -60,6 +60,7 @@ impl Shared {
     /// standalone once started).
     pub fn is_serving(&self) -> bool {
         self.replica.get().is_some_and(|r| r.leader_id().is_some())
+            && (self.config.servers.is_empty() || replicate::joined(self))
     }
 
     /// Only the leader expires sessions and reaps containers.

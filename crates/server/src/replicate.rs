@@ -121,7 +121,10 @@ pub async fn open(shared: Arc<Shared>) -> Result<ReplicaHandle, ServerError> {
     // initLimit ticks (documented in docs/ARCHITECTURE.md).
     let tick = u64::from(config.tick_time_ms);
     rc.heartbeat_ms = (tick / 2).max(20);
-    rc.election_timeout_min_ms = (tick * u64::from(config.sync_limit)).max(rc.heartbeat_ms * 3);
+    // ZooKeeper notices a crashed leader at once (its sockets close); Raft
+    // needs a timer. Two ticks keep failover within a few ticks while
+    // pre-vote keeps a slow or returning server from disrupting a leader.
+    rc.election_timeout_min_ms = (tick * 2).max(rc.heartbeat_ms * 3);
     rc.election_timeout_max_ms = rc.election_timeout_min_ms * 2;
     rc.snapshot_timeout_ms = Some((tick * u64::from(config.init_limit)).max(30_000));
     let ensemble = !config.servers.is_empty();
@@ -170,7 +173,27 @@ pub fn mode_of(shared: &Shared) -> &'static str {
     }
     match shared.replica.get().map(|r| r.metrics().role) {
         Some(Role::Leader) => "leader",
-        Some(Role::Learner) => "observer",
+        // A participant is a learner until the membership reaches it.
+        Some(Role::Learner) if configured_observer(shared) => "observer",
         _ => "follower",
+    }
+}
+
+/// Whether zoo.cfg makes this server an observer.
+pub fn configured_observer(shared: &Shared) -> bool {
+    shared
+        .config
+        .servers
+        .iter()
+        .any(|p| Some(p.id) == shared.config.my_id && p.role == crate::config::PeerRole::Observer)
+}
+
+/// Whether this server has joined its group in its configured role (a
+/// participant that openraft still reports as a learner has not).
+pub fn joined(shared: &Shared) -> bool {
+    match shared.replica.get().map(|r| r.metrics().role) {
+        Some(Role::Leader) | Some(Role::Follower) => true,
+        Some(Role::Learner) => configured_observer(shared),
+        _ => false,
     }
 }
