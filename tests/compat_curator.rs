@@ -274,7 +274,7 @@ fn curator_session() {
 /// before checking the password); Corral leaves the holder alone. Corral's behaviour is
 /// arguably the better one (ZooKeeper's lets anyone who knows a session id disconnect it).
 #[test]
-#[ignore = "corral differs: wrong-password reattach does not disconnect the session's holder (ZooKeeper does)"]
+#[ignore = "deliberate difference: a reattach with a wrong password does not disconnect the session's holder (ZooKeeper lets anyone who knows a session id kick its owner)"]
 fn curator_wrong_password_reattach() {
     check("wrong_password");
 }
@@ -287,7 +287,6 @@ fn curator_wrong_password_reattach() {
 /// - a credential that is **not UTF-8**: ZooKeeper decodes it with replacement characters
 ///   (`u\u{fffd}`) and accepts it; Corral answers AuthFailed and closes the connection.
 #[test]
-#[ignore = "corral bug: digest auth with a null credential is accepted, with non-UTF-8 bytes is refused"]
 fn curator_auth_credentials() {
     check("auth_credentials");
 }

@@ -616,7 +616,6 @@ fn zkcli_one_shot_commands() {
 /// and the client is in state AuthFailed. Corral treats the null buffer as an empty
 /// credential, answers OK and adds the identity `digest:` + base64(sha1("")) instead.
 #[test]
-#[ignore = "corral bug: digest auth with a null credential is accepted (ZooKeeper: AuthFailed + close)"]
 fn zkcli_addauth_without_credential() {
     check("auth_without_credential");
 }

@@ -437,7 +437,7 @@ impl SessionTask {
             Request::Auth(AuthPacket {
                 auth_type: 0,
                 scheme: scheme.clone(),
-                auth: auth.clone(),
+                auth: Some(auth.clone()),
             })
             .encode(xid::AUTH, &mut out);
             self.auth_waiters.push_back(None);
@@ -643,12 +643,12 @@ impl SessionTask {
                 let packet = AuthPacket {
                     auth_type: 0,
                     scheme,
-                    auth,
+                    auth: Some(auth),
                 };
                 Request::Auth(packet.clone()).encode(xid::AUTH, out);
                 self.auth_waiters.push_back(Some(AuthWaiter {
                     scheme: packet.scheme,
-                    auth: packet.auth,
+                    auth: packet.auth.unwrap_or_default(),
                     reply,
                 }));
             }

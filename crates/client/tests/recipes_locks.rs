@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 
 /// `_c_<36-char uuid>-<name><10 digits>`.
 fn assert_protected_name(name: &str, lock_name: &str) {
-    let rest = name.strip_prefix("_c_").unwrap_or_else(|| panic!("{name}: no _c_"));
+    let rest = name
+        .strip_prefix("_c_")
+        .unwrap_or_else(|| panic!("{name}: no _c_"));
     let (uuid, tail) = rest.split_at(36);
     assert_eq!(uuid.matches('-').count(), 4, "{name}: uuid");
     let seq = tail
@@ -68,8 +70,7 @@ async fn a_mutex_admits_one_holder_at_a_time_with_curators_node_names() {
         // Dropping a waiting acquire withdraws it.
         let held = mutex_a.acquire().await.unwrap();
         let mutex_b = Mutex::new(&b, "/locks/orders");
-        let cancelled =
-            tokio::time::timeout(Duration::from_millis(200), mutex_b.acquire()).await;
+        let cancelled = tokio::time::timeout(Duration::from_millis(200), mutex_b.acquire()).await;
         assert!(cancelled.is_err());
         eventually("the cancelled waiter's node goes", || async {
             a.get_children("/locks/orders").await.unwrap().len() == 1

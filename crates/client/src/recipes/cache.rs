@@ -402,7 +402,9 @@ impl NodeCache {
 }
 
 /// The children of a node with their data, kept current (Curator's
-/// `PathChildrenCache`, built like `CuratorCache`).
+/// `PathChildrenCache`, built like `CuratorCache`). It follows the node
+/// with a recursive watch, so changes deeper down reach this client too
+/// (and are ignored): use it on nodes whose children are leaves.
 ///
 /// ```no_run
 /// # async fn demo(client: &corral_client::Client) -> Result<(), corral_client::Error> {

@@ -27,6 +27,10 @@ use corral_proto::{Acl, CreateMode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+/// The JSON library of payloads, re-exported so that callers build
+/// payloads with the same version (`discovery::serde_json::json!`).
+pub use serde_json;
+
 use super::cache::{CacheEvent, ChildrenCache};
 use super::{create_parents, join, new_uuid, retry};
 use crate::{Client, Error};

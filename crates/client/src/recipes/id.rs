@@ -87,11 +87,17 @@ impl IdGenerator {
     }
 }
 
-/// The sequence number at the end of a sequential node's name (the last
-/// ten characters, a signed decimal).
+/// The sequence number at the end of a sequential node's name: the server
+/// appends `%010d` of a signed 32-bit counter, so ten characters (a
+/// negative number carries its sign within them), except `i32::MIN`, which
+/// takes eleven.
 pub fn parse_sequence(name: &str) -> Option<i64> {
     let start = name.len().checked_sub(10)?;
-    name.get(start..)?.parse().ok()
+    let value: i32 = match name.get(start..)?.parse::<i64>().ok()? {
+        2_147_483_648 if name[..start].ends_with('-') => i32::MIN,
+        n => i32::try_from(n).ok()?,
+    };
+    Some(i64::from(value))
 }
 
 #[cfg(test)]
@@ -102,7 +108,8 @@ mod tests {
     fn the_sequence_is_the_last_ten_characters() {
         assert_eq!(parse_sequence("id-0000000042"), Some(42));
         assert_eq!(parse_sequence("_c_x-lock-2147483647"), Some(2_147_483_647));
-        assert_eq!(parse_sequence("id--2147483648"), None);
+        assert_eq!(parse_sequence("id--000000001"), Some(-1));
+        assert_eq!(parse_sequence("id--2147483648"), Some(-2_147_483_648));
         assert_eq!(parse_sequence("short"), None);
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_proto::CreateMode;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::lock::{Mutex, LOCK_NAME};
@@ -31,6 +31,45 @@ use crate::{Client, Error, OneshotWatch, SessionState};
 
 /// Curator's `LeaderLatch` node name.
 pub const LATCH_NAME: &str = "latch-";
+
+/// Leadership events a subscriber may fall behind before it gets `Lagged`.
+pub const EVENTS_CAPACITY: usize = 64;
+
+/// A change of leadership, in order, none coalesced (see
+/// [`LeaderLatch::subscribe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadershipEvent {
+    /// This process became the leader.
+    Gained,
+    /// This process stopped being the leader (or may have: disconnected).
+    Lost,
+}
+
+/// Publishes leadership: the current value, and every change as an event.
+#[derive(Debug)]
+struct LeadershipSignal {
+    state: watch::Sender<bool>,
+    events: broadcast::Sender<LeadershipEvent>,
+}
+
+impl LeadershipSignal {
+    fn set(&self, leading: bool) {
+        let changed = self.state.send_if_modified(|current| {
+            let changed = *current != leading;
+            *current = leading;
+            changed
+        });
+        if changed {
+            let event = if leading {
+                LeadershipEvent::Gained
+            } else {
+                LeadershipEvent::Lost
+            };
+            // No subscriber is fine.
+            let _ = self.events.send(event);
+        }
+    }
+}
 
 /// Pause before trying again after an error that may pass.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
@@ -82,12 +121,15 @@ async fn participants_of(
 /// ```no_run
 /// # async fn demo(client: &corral_client::Client) -> Result<(), corral_client::Error> {
 /// use corral_client::recipes::leader::LeaderLatch;
+/// use corral_client::recipes::leader::LeadershipEvent;
 /// let latch = LeaderLatch::start(client, "/election/scheduler", "host-1").await?;
-/// let mut leadership = latch.leadership();
+/// let mut events = latch.subscribe();
 /// tokio::spawn(async move {
-///     while leadership.changed().await.is_ok() {
-///         let leading = *leadership.borrow_and_update();
-///         println!("leader now: {leading}");
+///     while let Ok(event) = events.recv().await {
+///         match event {
+///             LeadershipEvent::Gained => println!("leading"),
+///             LeadershipEvent::Lost => println!("not leading"),
+///         }
 ///     }
 /// });
 /// latch.wait_leadership().await?; // returns once this process leads
@@ -100,6 +142,7 @@ pub struct LeaderLatch {
     path: String,
     id: String,
     leader: watch::Receiver<bool>,
+    events: broadcast::Sender<LeadershipEvent>,
     close: watch::Sender<bool>,
     our_path: Arc<std::sync::Mutex<Option<String>>>,
     task: Option<JoinHandle<()>>,
@@ -116,17 +159,21 @@ impl LeaderLatch {
             LATCH_NAME,
             id.as_bytes(),
             CreateMode::EphemeralSequential,
-            true,
+            false,
         )
         .await?;
         let our_path = Arc::new(std::sync::Mutex::new(Some(ours)));
         let (leader_tx, leader) = watch::channel(false);
+        let (events, _) = broadcast::channel(EVENTS_CAPACITY);
         let (close, close_rx) = watch::channel(false);
         let task = LatchTask {
             client: client.clone(),
             path: path.to_owned(),
             id: id.to_owned(),
-            leader: leader_tx,
+            leader: LeadershipSignal {
+                state: leader_tx,
+                events: events.clone(),
+            },
             close: close_rx,
             our_path: our_path.clone(),
         };
@@ -135,6 +182,7 @@ impl LeaderLatch {
             path: path.to_owned(),
             id: id.to_owned(),
             leader,
+            events,
             close,
             our_path,
             task: Some(tokio::spawn(task.run())),
@@ -151,10 +199,18 @@ impl LeaderLatch {
         *self.leader.borrow()
     }
 
-    /// A receiver that sees every change of leadership (true: gained,
-    /// false: lost). Quick flaps may be seen as their final value only.
+    /// The leadership as a value that changes (true: leading). A quick
+    /// loss and regain may be seen as its final value only; use
+    /// [`LeaderLatch::subscribe`] to see every change.
     pub fn leadership(&self) -> watch::Receiver<bool> {
         self.leader.clone()
+    }
+
+    /// Every gain and loss of leadership from now on, in order (Curator's
+    /// `LeaderLatchListener.isLeader` / `notLeader`). A subscriber more
+    /// than [`EVENTS_CAPACITY`] events behind gets `Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<LeadershipEvent> {
+        self.events.subscribe()
     }
 
     /// Waits until this process leads. Fails once the latch can never lead
@@ -216,7 +272,7 @@ struct LatchTask {
     client: Client,
     path: String,
     id: String,
-    leader: watch::Sender<bool>,
+    leader: LeadershipSignal,
     close: watch::Receiver<bool>,
     our_path: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -243,11 +299,7 @@ impl LatchTask {
     }
 
     fn set_leader(&self, leading: bool) {
-        self.leader.send_if_modified(|current| {
-            let changed = *current != leading;
-            *current = leading;
-            changed
-        });
+        self.leader.set(leading);
     }
 
     async fn run(mut self) {
@@ -256,6 +308,9 @@ impl LatchTask {
             if *self.close.borrow() {
                 break;
             }
+            // Changes from here on mean the connection dropped after the
+            // check below began (see the select).
+            states.borrow_and_update();
             let standing = match self.check().await {
                 Ok(standing) => standing,
                 Err(e) if e.is_terminal() => break,
@@ -286,7 +341,9 @@ impl LatchTask {
             let interrupted = tokio::select! {
                 _ = watch => false,
                 _ = self.close.changed() => break,
-                changed = states.wait_for(|s| !s.is_connected()) => {
+                // Any change from Connected passes through Disconnected or
+                // an end, even when the client has reconnected by now.
+                changed = states.changed() => {
                     if changed.is_err() {
                         break;
                     }
@@ -332,7 +389,7 @@ impl LatchTask {
                     LATCH_NAME,
                     self.id.as_bytes(),
                     CreateMode::EphemeralSequential,
-                    true,
+                    false,
                 )
                 .await?;
                 self.set_ours(Some(created.clone()));
@@ -395,6 +452,7 @@ pub struct LeaderSelector {
     client: Client,
     path: String,
     leader: watch::Receiver<bool>,
+    events: broadcast::Sender<LeadershipEvent>,
     close: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -415,6 +473,7 @@ impl LeaderSelector {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (leader_tx, leader) = watch::channel(false);
+        let (events, _) = broadcast::channel(EVENTS_CAPACITY);
         let (close, close_rx) = watch::channel(false);
         let mutex = Mutex::with_data(client, path, id.as_bytes().to_vec());
         let task = tokio::spawn(run_selector(
@@ -423,13 +482,17 @@ impl LeaderSelector {
             id.to_owned(),
             auto_requeue,
             take_leadership,
-            leader_tx,
+            LeadershipSignal {
+                state: leader_tx,
+                events: events.clone(),
+            },
             close_rx,
         ));
         LeaderSelector {
             client: client.clone(),
             path: path.to_owned(),
             leader,
+            events,
             close,
             task: Some(task),
         }
@@ -440,9 +503,14 @@ impl LeaderSelector {
         *self.leader.borrow()
     }
 
-    /// A receiver that sees every change of leadership.
+    /// The leadership as a value that changes (true: the function runs).
     pub fn leadership(&self) -> watch::Receiver<bool> {
         self.leader.clone()
+    }
+
+    /// Every gain and loss of leadership from now on, in order.
+    pub fn subscribe(&self) -> broadcast::Receiver<LeadershipEvent> {
+        self.events.subscribe()
     }
 
     /// Every contender, leader first (reads the server).
@@ -477,7 +545,7 @@ async fn run_selector<F, Fut>(
     id: String,
     auto_requeue: bool,
     mut take_leadership: F,
-    leader: watch::Sender<bool>,
+    leader: LeadershipSignal,
     mut close: watch::Receiver<bool>,
 ) where
     F: FnMut(Leadership) -> Fut + Send + 'static,
@@ -502,7 +570,7 @@ async fn run_selector<F, Fut>(
                 }
             }
         };
-        leader.send_replace(true);
+        leader.set(true);
         let lead = Leadership {
             client: client.clone(),
             id: id.clone(),
@@ -516,7 +584,7 @@ async fn run_selector<F, Fut>(
             }
             _ = close.changed() => closing = true,
         }
-        leader.send_replace(false);
+        leader.set(false);
         if client.state() != SessionState::Expired {
             if let Err(e) = guard.release().await {
                 tracing::debug!(error = %e, "leader selector: lock node not deleted");
@@ -526,5 +594,5 @@ async fn run_selector<F, Fut>(
             break;
         }
     }
-    leader.send_replace(false);
+    leader.set(false);
 }

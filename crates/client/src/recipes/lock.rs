@@ -11,10 +11,11 @@
 use std::time::Duration;
 
 use corral_proto::CreateMode;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{create_protected, delete_in_background, delete_quietly, join, node_name, retry};
-use super::{session_ended, session_interrupted, sort_lock_nodes};
+use super::{session_ended, sort_lock_nodes};
 use crate::{Client, Error, SessionState};
 
 /// Curator's `InterProcessMutex` lock name.
@@ -82,9 +83,12 @@ impl LockInternals {
         &self.client
     }
 
-    /// Contends until the lock is held (`Some(our node path)`) or
-    /// `deadline` passes (`None`; our node is deleted again).
-    pub(crate) async fn acquire(&self, deadline: Option<Instant>) -> Result<Option<String>, Error> {
+    /// Contends until the lock is held or `deadline` passes (`None`; our
+    /// node is deleted again).
+    pub(crate) async fn acquire(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<LockGuard>, Error> {
         let mut restarts = 0;
         loop {
             let ours = create_protected(
@@ -99,8 +103,11 @@ impl LockInternals {
             // Deletes our node if this future is dropped (cancelled) or fails.
             let mut pending = NodeGuard::new(&self.client, ours);
             match self.wait(pending.path(), deadline).await {
-                Ok(true) => return Ok(Some(pending.disarm())),
-                Ok(false) => {
+                Ok(Some(states)) => {
+                    let path = pending.disarm();
+                    return Ok(Some(LockGuard::with_states(&self.client, path, states)));
+                }
+                Ok(None) => {
                     pending.delete().await?;
                     return Ok(None);
                 }
@@ -130,12 +137,20 @@ impl LockInternals {
         Ok(children)
     }
 
-    async fn wait(&self, ours: &str, deadline: Option<Instant>) -> Result<bool, Error> {
+    /// Waits until our node holds the lock: then the session states as
+    /// seen right after the deciding listing, so that the guard notices any
+    /// disconnection after it. `None` when `deadline` passed.
+    async fn wait(
+        &self,
+        ours: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<watch::Receiver<SessionState>>, Error> {
         let our_name = node_name(ours);
         loop {
             let children = self.sorted_children().await?;
             let predecessor = match verdict(&children, our_name, self.rule) {
-                Verdict::Holds => return Ok(true),
+                // From here on, a disconnection means the lock may be lost.
+                Verdict::Holds => return Ok(Some(current_states(&self.client))),
                 Verdict::Missing => return Err(Error::NoNode),
                 Verdict::WaitFor(name) => join(&self.base, &name),
             };
@@ -149,7 +164,7 @@ impl LockInternals {
             match deadline {
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, watch).await.is_err() {
-                        return Ok(false);
+                        return Ok(None);
                     }
                 }
                 None => {
@@ -158,6 +173,14 @@ impl LockInternals {
             }
         }
     }
+}
+
+/// The client's session states with everything so far marked seen (a new
+/// `state_watcher` reports every change since the client was built).
+pub(crate) fn current_states(client: &Client) -> watch::Receiver<SessionState> {
+    let mut states = client.state_watcher();
+    states.borrow_and_update();
+    states
 }
 
 /// Curator's `getsTheLock` for the standard and the read-lock drivers.
@@ -234,13 +257,27 @@ impl Drop for NodeGuard {
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
     node: NodeGuard,
+    /// The session's states since (just before) the lock was known held.
+    states: watch::Receiver<SessionState>,
 }
 
 impl LockGuard {
-    pub(crate) fn new(client: &Client, path: String) -> LockGuard {
+    /// A guard for `path`, known held as of `states`' last seen value.
+    pub(crate) fn with_states(
+        client: &Client,
+        path: String,
+        states: watch::Receiver<SessionState>,
+    ) -> LockGuard {
         LockGuard {
             node: NodeGuard::new(client, path),
+            states,
         }
+    }
+
+    /// Takes the session's states from now on as the reference for
+    /// [`LockGuard::lost`] (while still contending).
+    pub(crate) fn renew_states(&mut self) {
+        self.states = current_states(&self.node.client);
     }
 
     /// The lock node this guard stands for (`…/_c_<uuid>-lock-<seq>`).
@@ -262,27 +299,25 @@ impl LockGuard {
     pub async fn lost(&self) {
         let client = &self.node.client;
         let path = self.node.path().to_owned();
+        // Any state change from Connected passes through Disconnected (or
+        // an end), so one change since the lock was known held is enough,
+        // even if the client has reconnected since (`changed`, not
+        // `wait_for`, which could miss a quick blip).
+        let mut states = self.states.clone();
+        if states.has_changed().unwrap_or(true) || !states.borrow_and_update().is_connected() {
+            return;
+        }
         loop {
-            if !client.state().is_connected() {
-                return;
-            }
             let watch = match client.exists_watch(&path).await {
                 Ok((Some(_), watch)) => watch,
-                Ok((None, _)) => return,
-                Err(Error::ConnectionLoss) => return,
-                Err(_) => return,
+                // Gone, or the session cannot answer: not trusted.
+                Ok((None, _)) | Err(_) => return,
             };
             tokio::select! {
                 _ = watch => {}
-                _ = session_interrupted(client) => return,
+                _ = states.changed() => return,
             }
         }
-    }
-
-    /// True while the session is connected and the client believes the
-    /// node exists (no round trip).
-    pub fn is_connected(&self) -> bool {
-        self.node.client.state() == SessionState::Connected
     }
 }
 
@@ -340,11 +375,10 @@ impl Mutex {
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>, Error> {
         let client = self.internals.client().clone();
-        let acquired = tokio::select! {
-            acquired = self.internals.acquire(deadline) => acquired?,
-            _ = session_ended(&client) => return Err(super::ended_error(&client)),
-        };
-        Ok(acquired.map(|path| LockGuard::new(&client, path)))
+        tokio::select! {
+            acquired = self.internals.acquire(deadline) => acquired,
+            _ = session_ended(&client) => Err(super::ended_error(&client)),
+        }
     }
 
     /// The contenders' node paths, holder first.
@@ -424,11 +458,10 @@ impl ReadWriteLock {
         deadline: Option<Instant>,
     ) -> Result<Option<LockGuard>, Error> {
         let client = internals.client().clone();
-        let acquired = tokio::select! {
-            acquired = internals.acquire(deadline) => acquired?,
-            _ = session_ended(&client) => return Err(super::ended_error(&client)),
-        };
-        Ok(acquired.map(|path| LockGuard::new(&client, path)))
+        tokio::select! {
+            acquired = internals.acquire(deadline) => acquired,
+            _ = session_ended(&client) => Err(super::ended_error(&client)),
+        }
     }
 }
 

@@ -147,7 +147,11 @@ where
 /// Creates every missing ancestor of `path` (not `path` itself), as
 /// containers (deleted by the server once empty, like Curator's
 /// `creatingParentContainersIfNeeded`) or as persistent nodes.
-pub(crate) async fn create_parents(client: &Client, path: &str, container: bool) -> Result<(), Error> {
+pub(crate) async fn create_parents(
+    client: &Client,
+    path: &str,
+    container: bool,
+) -> Result<(), Error> {
     let mode = if container {
         CreateMode::Container
     } else {
@@ -171,7 +175,8 @@ pub(crate) async fn create_parents(client: &Client, path: &str, container: bool)
     Ok(())
 }
 
-/// Creates `path` if it does not exist (and its ancestors), with `data`.
+/// Creates `path` if it does not exist, with `data`, and its missing
+/// ancestors as containers (Curator's `creatingParentContainersIfNeeded`).
 /// True when this call created it.
 pub(crate) async fn ensure_node(
     client: &Client,
@@ -189,7 +194,7 @@ pub(crate) async fn ensure_node(
             Ok(_) => return Ok(true),
             Err(Error::NodeExists) => return Ok(false),
             Err(Error::NoNode) if !parents_made => {
-                create_parents(client, path, mode.is_container()).await?;
+                create_parents(client, path, true).await?;
                 parents_made = true;
             }
             Err(e) => return Err(e),
@@ -264,14 +269,6 @@ pub(crate) fn delete_in_background(client: &Client, path: String) {
 pub(crate) async fn session_ended(client: &Client) {
     let mut states = client.state_watcher();
     let _ = states.wait_for(|s| s.is_terminal()).await;
-}
-
-/// Resolves once the client is not connected (disconnected or ended).
-pub(crate) async fn session_interrupted(client: &Client) {
-    let mut states = client.state_watcher();
-    let _ = states
-        .wait_for(|s| !matches!(s, SessionState::Connected | SessionState::ConnectedReadOnly))
-        .await;
 }
 
 /// The error to report when the session is over.

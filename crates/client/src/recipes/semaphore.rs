@@ -14,7 +14,7 @@ use std::time::Duration;
 use corral_proto::CreateMode;
 use tokio::time::Instant;
 
-use super::lock::{LockGuard, Mutex};
+use super::lock::{current_states, LockGuard, Mutex};
 use super::{create_protected, join, node_name, retry, session_ended};
 use crate::{Client, Error};
 
@@ -123,8 +123,9 @@ impl Semaphore {
             false,
         )
         .await?;
-        let lease = LockGuard::new(&self.client, path);
-        let ours = node_name(lease.node_path()).to_owned();
+        let ours = node_name(&path).to_owned();
+        // Deletes the lease node if we fail or are cancelled.
+        let mut lease = LockGuard::with_states(&self.client, path, current_states(&self.client));
         loop {
             let (children, watch) =
                 retry(|| self.client.get_children_watch(&self.leases_path)).await?;
@@ -133,6 +134,7 @@ impl Semaphore {
                 return Err(Error::NoNode);
             }
             if children.len() <= self.max_leases {
+                lease.renew_states();
                 return Ok(Some(lease));
             }
             match deadline {
