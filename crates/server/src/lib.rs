@@ -151,10 +151,34 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
 /// Runs a server until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let server = start(config).await?;
-    wait_for_signal().await;
+    let shared = server.shared.clone();
+    let outcome = tokio::select! {
+        _ = wait_for_signal() => Ok(()),
+        // A log that can no longer be written (disk error, files removed
+        // under us) stops the replica; serving on without it would refuse
+        // every write, so stop loudly instead.
+        _ = replica_stopped(&shared) => Err(ServerError::Replication(
+            "the replicated log stopped after a fatal error (see the log above); \
+             the server cannot accept writes and exits"
+                .into(),
+        )),
+    };
     tracing::info!("shutting down");
     server.shutdown().await;
-    Ok(())
+    outcome
+}
+
+async fn replica_stopped(shared: &Shared) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stopped = shared
+            .replica
+            .get()
+            .is_some_and(|r| r.metrics().role == corral_replication::Role::Shutdown);
+        if stopped {
+            return;
+        }
+    }
 }
 
 async fn wait_for_signal() {
