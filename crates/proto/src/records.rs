@@ -357,7 +357,9 @@ record! {
         /// Always 0.
         auth_type: i32,
         scheme: String,
-        auth: Vec<u8>,
+        /// Null (length -1) is distinct from empty: ZooKeeper's digest
+        /// provider fails on a null credential.
+        auth: Option<Vec<u8>>,
     }
 }
 

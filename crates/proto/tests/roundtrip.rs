@@ -119,7 +119,7 @@ round_trip_tests! {
     request_header_round_trips: (any::<i32>(), any::<i32>()).prop_map(|(xid, opcode)| RequestHeader { xid, opcode });
     reply_header_round_trips: (any::<i32>(), any::<i64>(), any::<i32>()).prop_map(|(xid, zxid, err)| ReplyHeader { xid, zxid, err });
     multi_header_round_trips: (any::<i32>(), any::<bool>(), any::<i32>()).prop_map(|(opcode, done, err)| MultiHeader { opcode, done, err });
-    auth_packet_round_trips: (any::<i32>(), string(), data()).prop_map(|(auth_type, scheme, auth)| AuthPacket { auth_type, scheme, auth });
+    auth_packet_round_trips: (any::<i32>(), string(), opt_data()).prop_map(|(auth_type, scheme, auth)| AuthPacket { auth_type, scheme, auth });
     watcher_event_round_trips: (any::<i32>(), any::<i32>(), string()).prop_map(|(event_type, state, path)| WatcherEvent { event_type, state, path });
     error_response_round_trips: any::<i32>().prop_map(|err| ErrorResponse { err });
     create_request_round_trips: (string(), opt_data(), acls(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest { path, data, acl, flags });
@@ -271,7 +271,7 @@ fn request() -> impl Strategy<Value = Request> {
         (string(), 1..=3i32).prop_map(|(path, watch_type)| Request::RemoveWatches(
             RemoveWatchesRequest { path, watch_type }
         )),
-        (string(), data()).prop_map(|(scheme, auth)| Request::Auth(AuthPacket {
+        (string(), opt_data()).prop_map(|(scheme, auth)| Request::Auth(AuthPacket {
             auth_type: 0,
             scheme,
             auth
