@@ -32,7 +32,8 @@ pub async fn run(args: &BenchArgs) -> Result<RunReport, String> {
     let setup_s = setup_start.elapsed().as_secs_f64();
 
     let bar = progress_bar(args, args.rounds as f64);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} watch-fanout round {pos}/{len} {msg}")
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} watch-fanout round {pos}/{len} {msg}")
     {
         bar.set_style(style);
     }
