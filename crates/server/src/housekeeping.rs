@@ -21,7 +21,6 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
     loop {
         interval.tick().await;
         let leader = shared.is_leader();
-        let mut config_update = None;
         let touched: Vec<i64> = {
             let mut core = shared.core.lock();
             if leader && !was_leader {
@@ -29,17 +28,9 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
                 // session a full timeout from now, as ZooKeeper's leader does.
                 core.sessions.touch_all();
             }
-            if leader && !was_leader {
-                config_update = config_node_update(&shared, &core);
-            }
             core.touched.drain().collect()
         };
         was_leader = leader;
-        if let Some(payload) = config_update {
-            if shared.propose(payload).await.is_err() {
-                was_leader = false;
-            }
-        }
         if !leader {
             if !touched.is_empty() {
                 if let (Some(replica), Ok(bytes)) =
@@ -65,45 +56,6 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
         }
     }
 }
-
-/// A new leader of an ensemble writes the membership into
-/// `/zookeeper/config` (as ZooKeeper keeps its dynamic config there) when
-/// the node does not hold it yet. The write runs as the super user: the node
-/// is read-only for clients.
-fn config_node_update(shared: &Shared, core: &crate::core::Core) -> Option<Vec<u8>> {
-    let current = core
-        .tree
-        .get_data(CONFIG_NODE, &[corral_proto::Id::new("super", "")])
-        .ok()?;
-    let wanted_prefix = shared.config.dynamic_config_text(0);
-    let wanted_prefix = wanted_prefix.rsplit_once("version=").map(|(p, _)| p)?;
-    let current_text = String::from_utf8_lossy(current.0.unwrap_or_default());
-    if current_text.starts_with(wanted_prefix) {
-        return None;
-    }
-    // ZooKeeper's version is the zxid of the config; ours follows its shape.
-    let term = shared.replica.get().map(|r| r.current_term()).unwrap_or(0);
-    let text = shared
-        .config
-        .dynamic_config_text(crate::entry::next_zxid(core.tree.last_zxid(), term));
-    let entry = LogEntry {
-        origin: shared.server_id,
-        conn: 0,
-        xid: 0,
-        txn: stamp(
-            0,
-            &[corral_proto::Id::new("super", "")],
-            TxnOp::SetData {
-                path: CONFIG_NODE.into(),
-                data: Some(text.into_bytes()),
-                version: -1,
-            },
-        ),
-    };
-    Some(entry.encode())
-}
-
-const CONFIG_NODE: &str = "/zookeeper/config";
 
 /// ZooKeeper's ContainerManager: every `znode.container.checkIntervalMs`,
 /// deletes empty used containers and expired TTL nodes, spaced by

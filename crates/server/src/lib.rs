@@ -112,6 +112,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     {
         // Sessions recovered from the log get a full timeout to reconnect.
         let mut core = shared.core.lock();
+        install_config_node(&config, &mut core);
         let recovered: Vec<(i64, i32)> = core.tree.sessions().collect();
         for (id, timeout) in recovered {
             if core.sessions.get(id).is_none() {
@@ -146,6 +147,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tasks,
         replica,
     })
+}
+
+/// Puts the ensemble's membership into `/zookeeper/config`, as ZooKeeper
+/// does from its configuration at start-up (no transaction, no zxid).
+pub fn install_config_node(config: &ServerConfig, core: &mut Core) {
+    if !config.servers.is_empty() {
+        core.tree
+            .set_config_node(config.dynamic_config_text(0).as_bytes());
+    }
 }
 
 /// Runs a server until SIGINT or SIGTERM.

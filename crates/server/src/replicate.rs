@@ -40,6 +40,7 @@ impl Applier for TreeApplier {
         let tree = DataTree::read_snapshot(&mut &data[..], config).map_err(|e| e.to_string())?;
         let mut core = self.shared.core.lock();
         core.tree = tree;
+        crate::install_config_node(&self.shared.config, &mut core);
         // Session liveness is local; bring the tracker in line with the
         // sessions the snapshot knows.
         let known: Vec<(i64, i32)> = core.tree.sessions().collect();

@@ -276,6 +276,19 @@ impl DataTree {
         self.nodes.len() + 1
     }
 
+    /// Sets the content of `/zookeeper/config` (the ensemble membership, in
+    /// ZooKeeper's dynamic-config format) outside the log, as ZooKeeper
+    /// fills it from its configuration at start-up: no zxid, no version
+    /// change, no watch. Every server of an ensemble sets the same text.
+    pub fn set_config_node(&mut self, data: &[u8]) {
+        let Some(node) = self.nodes.get_mut("/zookeeper/config") else {
+            return;
+        };
+        let old_len = node.data_len();
+        node.data = Some(Box::from(data));
+        self.data_size += data.len() as i64 - old_len as i64;
+    }
+
     /// `zk_approximate_data_size`: Σ (path length in UTF-16 units + data
     /// length) over all nodes.
     pub fn approximate_data_size(&self) -> i64 {
