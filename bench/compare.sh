@@ -118,14 +118,16 @@ if ((BUILD)); then
     log "cargo build --release --bin corral"
     cargo build --release --bin corral
 fi
-CORRAL="$REPO/target/release/corral"
-[[ -x $CORRAL ]] || die "$CORRAL missing (drop --no-build)"
+[[ -x $REPO/target/release/corral ]] || die "target/release/corral missing (drop --no-build)"
 
 # 1000 sessions need 1000+ descriptors in the benchmark and in each server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 rm -rf "$WORK"
 mkdir -p "$WORK" "$RESULTS_DIR"
+# A private copy: a rebuild of target/ during the run must not swap the binary under it.
+cp "$REPO/target/release/corral" "$WORK/corral"
+CORRAL="$WORK/corral"
 RESULTS="$RESULTS_DIR/results.jsonl"
 : >"$RESULTS"
 

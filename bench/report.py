@@ -273,6 +273,12 @@ def main():
         tm = "throughput_1" if nodes == 1 else "throughput_3"
         w(f"## {nodes}-node: throughput, latency, CPU per operation")
         w("")
+        if nodes == 3:
+            w("Both ensembles run at the same time on loopback (3 Corral and 3 ZooKeeper processes on the "
+              "2 cores; the one not under load only heartbeats). Clients get all three members in the "
+              "connect string and spread over them at random; server CPU is summed over the three "
+              "members.")
+            w("")
         w("| op | sessions | Corral ops/s | ZooKeeper ops/s | ratio | Corral p99 µs | ZooKeeper p99 µs | ratio | "
           "Corral CPU µs/op | ZooKeeper CPU µs/op | ratio |")
         w("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -317,6 +323,10 @@ def main():
         w("")
         w(f"![throughput against sessions]({rel})")
         w("")
+        w("The points at 1, 16 and 64 sessions were measured after the main matrix, so both servers "
+          "held more nodes by then (every create run and delete pre-fill leaves its nodes); Corral's "
+          "writes slow down with the tree size, see the profile notes.")
+        w("")
         w("| op | sessions | Corral ops/s | ZooKeeper ops/s | ratio |")
         w("|---|---|---|---|---|")
         for op in ("create", "get", "set"):
@@ -334,7 +344,10 @@ def main():
         w(f"{c0['znodes']:,} znodes of {meta['size']} bytes created with `corral bench --op fill --count "
           f"{c0['znodes']} --sessions 8 --inflight 32` (1000 children per parent) on a fresh server; "
           "RSS is VmRSS from `/proc/PID/status` 2 s after the fill. Then `kill -9`, start again, and "
-          "time until `corral bench --op probe` has read the last node created.")
+          "time until `corral bench --op probe` has read the last node created. ZooKeeper's RSS is "
+          "mostly its Java heap (`-Xmx2g`, G1), so it depends on when the collector last ran and how "
+          "far the heap grew; its RSS after the restart (the same data, loaded in one go) is the "
+          "steadier figure.")
         w("")
         w("| | Corral | ZooKeeper | ratio |")
         w("|---|---|---|---|")
