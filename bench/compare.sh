@@ -23,6 +23,8 @@
 #   --fanout N        watchers of the fan-out figure (default 1000)
 #   --out FILE        the report (default docs/PERFORMANCE.md)
 #   --work DIR        data directories and logs (default target/compare)
+#   --keep-data       keep the servers' data directories (deleted at the end otherwise;
+#                     the 1M-znode ones take gigabytes)
 #   --no-build        use the existing target/release/corral
 #   --port-base P     loopback ports P+1 (Corral), P+2 (ZooKeeper), P+10…P+63 (3-node);
 #                     default 43100
@@ -49,6 +51,7 @@ OUT=""
 WORK="$REPO/target/compare"
 BUILD=1
 PORT_BASE=43100
+KEEP_DATA=0
 ARGS_GIVEN="$*"
 
 while (($#)); do
@@ -66,6 +69,7 @@ while (($#)); do
         --work) WORK=$2; shift ;;
         --no-build) BUILD=0 ;;
         --port-base) PORT_BASE=$2; shift ;;
+        --keep-data) KEEP_DATA=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -376,6 +380,10 @@ if ((ENSEMBLE)); then
     done
     for p in "${C_PIDS[@]}" "${Z_PIDS[@]}"; do stop_pid "$p"; done
 fi
+
+# The data directories hold gigabytes (ZooKeeper's logs and snapshots above all); keep the
+# server logs and configs only.
+((KEEP_DATA)) || rm -rf "$WORK"/*/data
 
 # ---- the report ---------------------------------------------------------------------------
 log "writing $OUT"

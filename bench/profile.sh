@@ -40,7 +40,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 "$DIR/corral" server "$DIR/zoo.cfg" >"$DIR/server.log" 2>&1 &
 PID=$!
-trap 'kill -9 $PID 2>/dev/null || true' EXIT
+trap 'kill -9 $PID 2>/dev/null || true; rm -rf "$DIR/data"' EXIT
 "$DIR/corral" bench --op probe --hosts "127.0.0.1:$PORT" --timeout 60 >/dev/null
 
 ZNODES=${CORRAL_PROFILE_ZNODES:-0}
