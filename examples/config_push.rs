@@ -9,10 +9,13 @@
 //! Everything lives under the chroot `/corral-examples/config_push`, which
 //! the example empties before and after.
 
+mod common;
+use common::{delete_tree, prepare_chroot};
+
 use std::time::Duration;
 
 use corral_client::recipes::cache::NodeCache;
-use corral_client::{Acl, Client, CreateMode, Error};
+use corral_client::{Acl, Client, CreateMode};
 
 const WATCHERS: usize = 3;
 const VERSIONS: usize = 3;
@@ -92,40 +95,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("done: {WATCHERS} watchers follow the config up to version {VERSIONS}");
     Ok(())
-}
-
-/// Creates the example's chroot and empties it.
-async fn prepare_chroot(addr: &str, root: &str) -> Result<(), Error> {
-    let client = Client::connect(addr).await?;
-    let mut path = String::new();
-    for part in root.trim_start_matches('/').split('/') {
-        path = format!("{path}/{part}");
-        match client
-            .create(&path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-        {
-            Ok(_) | Err(Error::NodeExists) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for child in client.get_children(root).await? {
-        delete_tree(&client, &format!("{root}/{child}")).await?;
-    }
-    client.close().await
-}
-
-/// Deletes `path` and everything below it.
-async fn delete_tree(client: &Client, path: &str) -> Result<(), Error> {
-    let children = match client.get_children(path).await {
-        Ok(children) => children,
-        Err(Error::NoNode) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for child in children {
-        Box::pin(delete_tree(client, &format!("{path}/{child}"))).await?;
-    }
-    match client.delete(path, None).await {
-        Ok(()) | Err(Error::NoNode) => Ok(()),
-        Err(e) => Err(e),
-    }
 }

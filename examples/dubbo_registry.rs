@@ -11,6 +11,9 @@
 //!
 //! Everything lives under the chroot `/corral-examples/dubbo`.
 
+mod common;
+use common::{delete_tree, prepare_chroot};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_client::recipes::cache::ChildrenCache;
@@ -169,40 +172,4 @@ async fn wait_until(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// Creates the example's chroot and empties it.
-async fn prepare_chroot(addr: &str, root: &str) -> Result<(), Error> {
-    let client = Client::connect(addr).await?;
-    let mut path = String::new();
-    for part in root.trim_start_matches('/').split('/') {
-        path = format!("{path}/{part}");
-        match client
-            .create(&path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-        {
-            Ok(_) | Err(Error::NodeExists) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for child in client.get_children(root).await? {
-        delete_tree(&client, &format!("{root}/{child}")).await?;
-    }
-    client.close().await
-}
-
-/// Deletes `path` and everything below it.
-async fn delete_tree(client: &Client, path: &str) -> Result<(), Error> {
-    let children = match client.get_children(path).await {
-        Ok(children) => children,
-        Err(Error::NoNode) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for child in children {
-        Box::pin(delete_tree(client, &format!("{path}/{child}"))).await?;
-    }
-    match client.delete(path, None).await {
-        Ok(()) | Err(Error::NoNode) => Ok(()),
-        Err(e) => Err(e),
-    }
 }

@@ -8,10 +8,13 @@
 //!
 //! Everything lives under the chroot `/corral-examples/id_generator`.
 
+mod common;
+use common::{delete_tree, prepare_chroot};
+
 use std::collections::BTreeSet;
 
 use corral_client::recipes::id::IdGenerator;
-use corral_client::{Acl, Client, CreateMode, Error};
+use corral_client::{Client, Error};
 
 const SERVICES: usize = 3;
 const IDS_EACH: usize = 10;
@@ -59,40 +62,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.close().await?;
     println!("done: {} unique ids", all.len());
     Ok(())
-}
-
-/// Creates the example's chroot and empties it.
-async fn prepare_chroot(addr: &str, root: &str) -> Result<(), Error> {
-    let client = Client::connect(addr).await?;
-    let mut path = String::new();
-    for part in root.trim_start_matches('/').split('/') {
-        path = format!("{path}/{part}");
-        match client
-            .create(&path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-        {
-            Ok(_) | Err(Error::NodeExists) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for child in client.get_children(root).await? {
-        delete_tree(&client, &format!("{root}/{child}")).await?;
-    }
-    client.close().await
-}
-
-/// Deletes `path` and everything below it.
-async fn delete_tree(client: &Client, path: &str) -> Result<(), Error> {
-    let children = match client.get_children(path).await {
-        Ok(children) => children,
-        Err(Error::NoNode) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for child in children {
-        Box::pin(delete_tree(client, &format!("{path}/{child}"))).await?;
-    }
-    match client.delete(path, None).await {
-        Ok(()) | Err(Error::NoNode) => Ok(()),
-        Err(e) => Err(e),
-    }
 }

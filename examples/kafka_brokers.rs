@@ -14,6 +14,9 @@
 //! Everything lives under the chroot `/corral-examples/kafka` (Kafka itself
 //! is configured the same way: `zookeeper.connect=host:2181/kafka`).
 
+mod common;
+use common::{delete_tree, prepare_chroot};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_client::recipes::cache::ChildrenCache;
@@ -219,36 +222,6 @@ async fn create_persistent(client: &Client, path: &str, data: &[u8]) -> Result<(
         .await
     {
         Ok(_) | Err(Error::NodeExists) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Creates the example's chroot and empties it.
-async fn prepare_chroot(addr: &str, root: &str) -> Result<(), Error> {
-    let client = Client::connect(addr).await?;
-    let mut path = String::new();
-    for part in root.trim_start_matches('/').split('/') {
-        path = format!("{path}/{part}");
-        create_persistent(&client, &path, b"").await?;
-    }
-    for child in client.get_children(root).await? {
-        delete_tree(&client, &format!("{root}/{child}")).await?;
-    }
-    client.close().await
-}
-
-/// Deletes `path` and everything below it.
-async fn delete_tree(client: &Client, path: &str) -> Result<(), Error> {
-    let children = match client.get_children(path).await {
-        Ok(children) => children,
-        Err(Error::NoNode) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for child in children {
-        Box::pin(delete_tree(client, &format!("{path}/{child}"))).await?;
-    }
-    match client.delete(path, None).await {
-        Ok(()) | Err(Error::NoNode) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -10,11 +10,14 @@
 //!
 //! Everything lives under the chroot `/corral-examples/service_discovery`.
 
+mod common;
+use common::{delete_tree, prepare_chroot};
+
 use std::time::Duration;
 
 use corral_client::recipes::discovery::serde_json::json;
 use corral_client::recipes::discovery::{ServiceDiscovery, ServiceInstance};
-use corral_client::{Acl, Client, CreateMode, Error};
+use corral_client::Client;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -74,40 +77,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.close().await?;
     println!("done: discovered 3 instances, then 2");
     Ok(())
-}
-
-/// Creates the example's chroot and empties it.
-async fn prepare_chroot(addr: &str, root: &str) -> Result<(), Error> {
-    let client = Client::connect(addr).await?;
-    let mut path = String::new();
-    for part in root.trim_start_matches('/').split('/') {
-        path = format!("{path}/{part}");
-        match client
-            .create(&path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-        {
-            Ok(_) | Err(Error::NodeExists) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for child in client.get_children(root).await? {
-        delete_tree(&client, &format!("{root}/{child}")).await?;
-    }
-    client.close().await
-}
-
-/// Deletes `path` and everything below it.
-async fn delete_tree(client: &Client, path: &str) -> Result<(), Error> {
-    let children = match client.get_children(path).await {
-        Ok(children) => children,
-        Err(Error::NoNode) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for child in children {
-        Box::pin(delete_tree(client, &format!("{path}/{child}"))).await?;
-    }
-    match client.delete(path, None).await {
-        Ok(()) | Err(Error::NoNode) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
