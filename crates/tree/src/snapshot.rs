@@ -314,7 +314,8 @@ impl DataTree {
         // Size the node map once from the header instead of growing it
         // (a quarter of restart time went to rehashing); bounded so that a
         // corrupt count cannot ask for absurd memory up front.
-        tree.nodes.reserve(usize::try_from(nodes).unwrap_or(0).min(1 << 26));
+        tree.nodes
+            .reserve(usize::try_from(nodes).unwrap_or(0).min(1 << 26));
         for index in 0..nodes {
             let Record::Node(record) = reader.next()? else {
                 return Err(reader.corrupt("expected a node"));
