@@ -112,9 +112,10 @@ fn bench_reports_throughput_latency_and_server_cpu_as_json() {
 #[test]
 fn bench_delete_removes_nodes_it_created_first() {
     let server = Server::start();
-    let r = server.bench(&[&["--op", "delete", "--count", "400"][..], &SHORT[..]].concat());
+    // Enough nodes that the warm-up cannot delete them all on a fast machine.
+    let r = server.bench(&[&["--op", "delete", "--count", "5000"][..], &SHORT[..]].concat());
     assert!(r.ops > 0 && r.errors == 0, "{r:?}");
-    assert!(r.ops <= 400);
+    assert!(r.ops <= 5000);
 }
 
 #[test]
