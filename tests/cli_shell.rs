@@ -762,3 +762,51 @@ fn zkcli_and_corral_cli_print_the_same_for_the_same_script() {
         "watch events differ (corral left, zkCli right)"
     );
 }
+
+#[test]
+fn get_prints_null_for_a_node_whose_data_is_null() {
+    use std::io::{Read, Write};
+    let server = CorralServer::start();
+    let addr = server.connect_string();
+    // A Java-style create with null data, sent on a raw connection.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut connect = Vec::new();
+    connect.extend_from_slice(&0i32.to_be_bytes());
+    connect.extend_from_slice(&0i64.to_be_bytes());
+    connect.extend_from_slice(&30_000i32.to_be_bytes());
+    connect.extend_from_slice(&0i64.to_be_bytes());
+    connect.extend_from_slice(&16i32.to_be_bytes());
+    connect.extend_from_slice(&[0; 16]);
+    let mut frame = (connect.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&connect);
+    s.write_all(&frame).unwrap();
+    let read_frame = |s: &mut std::net::TcpStream| {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        body
+    };
+    read_frame(&mut s);
+    let create = corral_proto::request::Request::Create(corral_proto::request::CreateOp {
+        kind: corral_proto::request::CreateKind::Create,
+        path: "/nul".into(),
+        data: None,
+        acl: corral_proto::Acl::open_unsafe(),
+        flags: 0,
+        ttl_ms: -1,
+    });
+    let mut buf = bytes::BytesMut::new();
+    create.encode(1, &mut buf);
+    s.write_all(&buf).unwrap();
+    let reply = read_frame(&mut s);
+    assert_eq!(
+        &reply[12..16],
+        &0i32.to_be_bytes(),
+        "create with null data succeeds"
+    );
+    let run = one_shot(&addr, &["get", "/nul"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.ends_with("null\n"), "{run:?}");
+}

@@ -345,14 +345,31 @@ impl Client {
         }
     }
 
-    /// The node's data and Stat.
+    /// The node's data and Stat. Null data (a node created with no data by
+    /// a Java client) reads as empty; see [`Client::get_data_nullable`].
     pub async fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), Error> {
-        self.get_data_inner(path, None).await
+        let (data, stat) = self.get_data_inner(path, None).await?;
+        Ok((data.unwrap_or_default(), stat))
     }
 
     /// Like [`Client::get_data`], and sets a one-time watch that fires on
     /// the node's next data change or deletion.
     pub async fn get_data_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, OneshotWatch), Error> {
+        let (data, stat, watch) = self.get_data_nullable_watch(path).await?;
+        Ok((data.unwrap_or_default(), stat, watch))
+    }
+
+    /// The node's data, `None` when it is null (ZooKeeper keeps null apart
+    /// from empty), and its Stat.
+    pub async fn get_data_nullable(&self, path: &str) -> Result<(Option<Vec<u8>>, Stat), Error> {
+        self.get_data_inner(path, None).await
+    }
+
+    /// Like [`Client::get_data_nullable`], with a one-time data watch.
+    pub async fn get_data_nullable_watch(
+        &self,
+        path: &str,
+    ) -> Result<(Option<Vec<u8>>, Stat, OneshotWatch), Error> {
         let (watch, registration) = oneshot_watch(self.server_path(path)?, OneshotKind::Data);
         let (data, stat) = self.get_data_inner(path, Some(registration)).await?;
         Ok((data, stat, watch))
@@ -362,14 +379,13 @@ impl Client {
         &self,
         path: &str,
         watch: Option<Registration>,
-    ) -> Result<(Vec<u8>, Stat), Error> {
+    ) -> Result<(Option<Vec<u8>>, Stat), Error> {
         let request = Request::GetData(GetDataRequest {
             path: self.server_path(path)?,
             watch: watch.is_some(),
         });
         match self.call(request, watch).await? {
-            // Null data (length -1) reads as empty here.
-            Response::GetData(r) => Ok((r.data.unwrap_or_default(), r.stat)),
+            Response::GetData(r) => Ok((r.data, r.stat)),
             other => Err(unexpected(other)),
         }
     }

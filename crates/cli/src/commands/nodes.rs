@@ -187,7 +187,7 @@ pub async fn get(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     check_path(path)?;
     let client = ctx.client(Some(path)).await?;
     let read = if p.has('w') {
-        match client.get_data_watch(path).await {
+        match client.get_data_nullable_watch(path).await {
             Ok((data, stat, w)) => {
                 ctx.watch(Watch::Once(w)).await;
                 Ok((data, stat))
@@ -195,12 +195,14 @@ pub async fn get(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
             Err(e) => Err(e),
         }
     } else {
-        client.get_data(path).await
+        client.get_data_nullable(path).await
     };
     let (data, stat) = read.map_err(|e| wrap(&e, path))?;
-    // The Rust client reads null data as empty: zkCli would print "null"
-    // for a node created without data; this prints an empty line.
-    let mut text = String::from_utf8_lossy(&data).into_owned();
+    // zkCli prints "null" for a node whose data is null.
+    let mut text = match data {
+        Some(data) => String::from_utf8_lossy(&data).into_owned(),
+        None => "null".to_owned(),
+    };
     text.push('\n');
     if p.has('s') {
         text.push_str(&format::stat(&stat));
