@@ -4,9 +4,7 @@
 //! does — then serves the reads that were waiting behind that write.
 
 use bytes::BytesMut;
-use corral_proto::records::{
-    ConnectResponse, Create2Response, CreateResponse, SetAclResponse, SetDataResponse,
-};
+use corral_proto::records::{Create2Response, CreateResponse, SetAclResponse, SetDataResponse};
 use corral_proto::response::{
     encode_connect_response, encode_header_reply, encode_multi_reply, encode_reply_record,
     MultiResponseItem,
@@ -17,7 +15,7 @@ use corral_tree::{MultiOpResult, TxnOp, TxnResult};
 use crate::core::{Core, Pending, ReplyShape, Shared};
 use crate::entry::{next_zxid, LogEntry};
 use crate::read_path::serve_read;
-use crate::session::session_password;
+use crate::session::accepted_response;
 
 impl Shared {
     /// Applies one committed log entry. Called by the replication layer, in
@@ -113,13 +111,7 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
         ) => {
             conn.session_id = session_id;
             conn.timeout_ms = *timeout_ms;
-            let response = ConnectResponse {
-                protocol_version: 0,
-                timeout_ms: *timeout_ms,
-                session_id,
-                passwd: session_password(session_id).to_vec(),
-                read_only: read_only_byte.then_some(false),
-            };
+            let response = accepted_response(session_id, *timeout_ms, *read_only_byte);
             encode_connect_response(&mut buf, &response);
             tracing::debug!(
                 session = format_args!("{session_id:#x}"),

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::core::{ConnState, Outbound, Pending, ReplyShape, Shared};
 use crate::entry::LogEntry;
 use crate::read_path::serve_read;
-use crate::session::session_password;
+use crate::session::{accepted_response, session_password};
 use crate::watch::ConnId;
 use crate::write_path::{stamp, to_txn_op};
 
@@ -209,13 +209,7 @@ fn handshake(
     conn.session_id = session_id;
     encode_connect_response(
         &mut out,
-        &ConnectResponse {
-            protocol_version: 0,
-            timeout_ms,
-            session_id,
-            passwd: session_password(session_id).to_vec(),
-            read_only: request.read_only.map(|_| false),
-        },
+        &accepted_response(session_id, timeout_ms, request.read_only.is_some()),
     );
     conn.send(out.freeze());
     core.conns.insert(conn_id, conn);
@@ -408,11 +402,7 @@ fn handle_request(
                 (_, Some((xid, code))) => {
                     let mut out = BytesMut::new();
                     encode_header_reply(&mut out, xid, zxid, code);
-                    if conn.pending.is_empty() {
-                        conn.send(out.freeze());
-                    } else {
-                        conn.pending.push_back(Pending::Ready(out.freeze()));
-                    }
+                    conn.send_in_turn(out.freeze());
                     Continue::Yes
                 }
                 (_, None) => Continue::No(e.to_string()),
@@ -474,11 +464,7 @@ fn handle_request(
                 // The identities count for the requests after this one at
                 // once; the reply must still wait its turn.
                 encode_header_reply(&mut out, xid, 0, ErrorCode::Ok);
-                if conn.pending.is_empty() {
-                    conn.send(out.freeze());
-                } else {
-                    conn.pending.push_back(Pending::Ready(out.freeze()));
-                }
+                conn.send_in_turn(out.freeze());
                 Continue::Yes
             } else {
                 shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);

@@ -151,6 +151,16 @@ impl ConnState {
         let _ = self.out.send(Outbound::Frame(frame));
     }
 
+    /// Sends a reply that is ready now but must not overtake the replies
+    /// this connection still owes (writes in flight, reads behind them).
+    pub fn send_in_turn(&mut self, frame: Bytes) {
+        if self.pending.is_empty() {
+            self.send(frame);
+        } else {
+            self.pending.push_back(Pending::Ready(frame));
+        }
+    }
+
     pub fn close(&mut self) {
         let _ = self.out.send(Outbound::Close);
         self.stop.notify_one();

@@ -55,6 +55,22 @@ impl JavaRandom {
     }
 }
 
+/// The ConnectResponse that accepts `session_id`. It carries a readOnly
+/// byte (always false) only when the request carried one.
+pub fn accepted_response(
+    session_id: i64,
+    timeout_ms: i32,
+    read_only_byte: bool,
+) -> corral_proto::records::ConnectResponse {
+    corral_proto::records::ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        passwd: session_password(session_id).to_vec(),
+        read_only: read_only_byte.then_some(false),
+    }
+}
+
 /// The first session id of a server, as ZooKeeper builds it: the current time
 /// shifted into the middle bits and the server id in the top byte.
 pub fn initial_session_id(server_id: u64, now_ms: i64) -> i64 {
