@@ -716,7 +716,6 @@ async fn srvr_and_mntr_report_each_servers_mode_and_the_leader_counts_its_follow
 /// A killed follower is no longer a synced follower of the leader (ZooKeeper counts the
 /// followers connected to the leader), even when no write has happened since.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "corral bug: the leader's mntr keeps counting a dead follower in zk_synced_followers until 16 entries are written"]
 async fn a_dead_follower_is_not_counted_as_a_synced_follower() {
     let mut e = Ensemble::participants(3, &[]);
     let leader = blocking(|| e.start_all());
@@ -1256,7 +1255,6 @@ async fn an_abandoned_session_expires_on_the_ensemble_even_across_a_leader_failo
 /// SessionMoved (on a Debian 3.8 three-node ensemble the old connection is closed and the
 /// node is not created).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "corral bug: after a session moves to another server, its old connection on the first server still writes for it (ZooKeeper answers SessionMoved)"]
 async fn a_session_moved_to_another_server_cannot_write_through_its_old_connection() {
     let mut e = Ensemble::participants(3, &[]);
     let leader = blocking(|| e.start_all());

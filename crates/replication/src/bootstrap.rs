@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::types::PeerNode;
 use openraft::type_config::async_runtime::watch::WatchReceiver as _;
-use openraft::BasicNode;
 use openraft::ChangeMembers;
 use tokio::sync::watch;
 
@@ -45,11 +45,11 @@ pub(crate) async fn run(b: Bootstrap, mut stop: watch::Receiver<bool>) {
         .filter(|(_, m)| !m.observer)
         .map(|(id, _)| *id)
         .collect();
-    let observers: BTreeMap<u64, BasicNode> = b
+    let observers: BTreeMap<u64, PeerNode> = b
         .members
         .iter()
         .filter(|(_, m)| m.observer)
-        .map(|(id, m)| (*id, BasicNode::new(m.addr.clone())))
+        .map(|(id, m)| (*id, PeerNode::new(m.addr.clone(), m.spec.clone())))
         .collect();
     let is_voter = voters.contains(&b.node_id);
     let mut initialized = matches!(b.raft.is_initialized().await, Ok(true));
@@ -121,12 +121,12 @@ async fn try_initialize(b: &Bootstrap, voters: &BTreeSet<u64>) -> Round {
     if matches!(b.raft.is_initialized().await, Ok(true)) {
         return Round::Initialized;
     }
-    let nodes: BTreeMap<u64, BasicNode> = voters
+    let nodes: BTreeMap<u64, PeerNode> = voters
         .iter()
         .filter_map(|id| {
             b.members
                 .get(id)
-                .map(|m| (*id, BasicNode::new(m.addr.clone())))
+                .map(|m| (*id, PeerNode::new(m.addr.clone(), m.spec.clone())))
         })
         .collect();
     tracing::info!(voters = ?nodes.keys().collect::<Vec<_>>(), reachable = ?reachable, "initializing a new replication group");
@@ -144,12 +144,12 @@ async fn try_initialize(b: &Bootstrap, voters: &BTreeSet<u64>) -> Round {
 
 /// Add the configured observers as learners if this server leads the initial membership.
 /// True when there is nothing left to do here.
-async fn add_observers(b: &Bootstrap, observers: &BTreeMap<u64, BasicNode>) -> bool {
+async fn add_observers(b: &Bootstrap, observers: &BTreeMap<u64, PeerNode>) -> bool {
     let (is_leader, missing, initial) = {
         let m = b.raft.server_metrics();
         let m = m.borrow_watched();
         let membership = m.membership_config.membership();
-        let missing: BTreeMap<u64, BasicNode> = observers
+        let missing: BTreeMap<u64, PeerNode> = observers
             .iter()
             .filter(|(id, _)| membership.get_node(id).is_none())
             .map(|(id, n)| (*id, n.clone()))

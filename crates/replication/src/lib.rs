@@ -53,3 +53,4 @@ pub use replica::Role;
 pub use replica::SYNCED_LAG_ENTRIES_MAX;
 pub use snapshot_store::SnapshotWriter;
 pub use state_machine::Applier;
+pub use types::PeerNode;

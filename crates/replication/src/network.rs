@@ -23,6 +23,7 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use crate::types::PeerNode;
 use futures_util::Stream;
 use futures_util::StreamExt;
 use openraft::base::BoxFuture;
@@ -42,7 +43,6 @@ use openraft::raft::TransferLeaderRequest;
 use openraft::raft::TransferLeaderResponse;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
-use openraft::BasicNode;
 use openraft::OptionalSend;
 use openraft::RaftNetworkV2;
 use tokio::sync::mpsc;
@@ -78,7 +78,7 @@ pub struct NetTimeouts {
 pub enum Network {
     /// A one-voter group: there is nobody to talk to.
     Standalone,
-    /// Peers are reached over TCP at the address in their membership entry (`BasicNode::addr`).
+    /// Peers are reached over TCP at the address in their membership entry (`PeerNode::addr`).
     Tcp {
         /// This node's id, sent in every connection's hello.
         from: u64,
@@ -105,7 +105,7 @@ struct TcpPeer {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: u64, node: &PeerNode) -> Self::Network {
         match self {
             Network::Standalone => Connection { target, peer: None },
             Network::Tcp { from, timeouts } => Connection {

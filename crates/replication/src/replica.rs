@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::types::PeerNode;
 use bytes::Bytes;
 use openraft::errors::ClientWriteError;
 use openraft::errors::LinearizableReadError;
 use openraft::errors::RaftError;
 use openraft::type_config::async_runtime::watch::WatchReceiver;
-use openraft::BasicNode;
 use openraft::ChangeMembers;
 use openraft::Config;
 use openraft::ReadPolicy;
@@ -76,6 +76,9 @@ pub struct Member {
     pub addr: String,
     /// An observer (a Raft learner): replicates and applies, never votes or counts in a quorum.
     pub observer: bool,
+    /// The server's description of itself (Corral: its `server.N` line), opaque here; every
+    /// member learns it through the membership.
+    pub spec: String,
 }
 
 impl Member {
@@ -84,6 +87,7 @@ impl Member {
         Member {
             addr: addr.into(),
             observer: false,
+            spec: String::new(),
         }
     }
 
@@ -92,7 +96,14 @@ impl Member {
         Member {
             addr: addr.into(),
             observer: true,
+            spec: String::new(),
         }
+    }
+
+    /// The same member with its description set.
+    pub fn with_spec(mut self, spec: impl Into<String>) -> Self {
+        self.spec = spec.into();
+        self
     }
 }
 
@@ -267,6 +278,9 @@ pub struct ReplicaMetrics {
     /// On the leader: followers whose log matches the leader's within
     /// [`SYNCED_LAG_ENTRIES_MAX`] entries (ZooKeeper's `synced_followers`); 0 elsewhere.
     pub synced_followers: usize,
+    /// On the leader: the ids of the members (voters and learners, not itself) that answer
+    /// heartbeats and are synced as above; empty elsewhere.
+    pub synced_members: Vec<u64>,
     /// On the leader: learners (observers) being replicated to; 0 elsewhere.
     pub learners_count: usize,
     /// On the leader: learners within [`SYNCED_LAG_ENTRIES_MAX`] entries (ZooKeeper's
@@ -480,7 +494,13 @@ impl Replica {
             if !restarted {
                 let members = BTreeMap::from([(
                     cfg.node_id,
-                    BasicNode::new(cfg.listen_addr.clone().unwrap_or_default()),
+                    PeerNode::new(
+                        cfg.listen_addr.clone().unwrap_or_default(),
+                        cfg.members
+                            .get(&cfg.node_id)
+                            .map(|m| m.spec.clone())
+                            .unwrap_or_default(),
+                    ),
                 )]);
                 tracing::info!(?members, "initializing a new replication group");
                 if let Err(e) = raft.initialize(members).await {
@@ -719,7 +739,7 @@ impl Replica {
         let is_voter = self.raft.voter_ids().any(|v| v == id);
         if !is_voter {
             self.raft
-                .add_learner(id, BasicNode::new(addr), true)
+                .add_learner(id, PeerNode::new(addr, ""), true)
                 .await
                 .map_err(write_error)?;
         }
@@ -739,7 +759,7 @@ impl Replica {
     ) -> Result<(), ReplicationError> {
         self.check_running()?;
         self.raft
-            .add_learner(id, BasicNode::new(addr.into()), false)
+            .add_learner(id, PeerNode::new(addr, ""), false)
             .await
             .map_err(write_error)?;
         Ok(())
@@ -758,6 +778,74 @@ impl Replica {
             .change_membership(change, false)
             .await
             .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Makes the membership exactly `target` (voters are the non-observers), in one joint
+    /// consensus change, on the leader. New members join without waiting to catch up: the
+    /// caller checks first that a quorum of the new voters is synced (as ZooKeeper's reconfig
+    /// does). Members left out are removed; a removed leader steps down once the change is
+    /// committed. Returns once the final membership is committed.
+    pub async fn change_members(
+        &self,
+        target: &BTreeMap<u64, Member>,
+    ) -> Result<(), ReplicationError> {
+        self.check_running()?;
+        let current = self.membership();
+        let nodes: BTreeMap<u64, PeerNode> = target
+            .iter()
+            .map(|(id, m)| (*id, PeerNode::new(m.addr.clone(), m.spec.clone())))
+            .collect();
+        let voters: BTreeSet<u64> = target
+            .iter()
+            .filter(|(_, m)| !m.observer)
+            .map(|(id, _)| *id)
+            .collect();
+        if voters.is_empty() {
+            return Err(ReplicationError::Membership(
+                "a membership needs at least one voter".into(),
+            ));
+        }
+        let added: BTreeMap<u64, PeerNode> = nodes
+            .iter()
+            .filter(|(id, _)| !current.contains_key(id))
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let changed: BTreeMap<u64, PeerNode> = nodes
+            .iter()
+            .filter(|(id, n)| {
+                current
+                    .get(id)
+                    .is_some_and(|m| m.addr != n.addr || m.spec != n.spec)
+            })
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let mut changes = Vec::new();
+        if !added.is_empty() {
+            changes.push(ChangeMembers::AddNodes(added));
+        }
+        if !changed.is_empty() {
+            changes.push(ChangeMembers::SetNodes(changed));
+        }
+        changes.push(ChangeMembers::ReplaceAllVoters(voters));
+        // Removed voters stay learners through the joint phase (`retain`): the joint
+        // configuration still counts them, so their nodes must stay until it is over.
+        self.raft
+            .change_membership(ChangeMembers::Batch(changes), true)
+            .await
+            .map_err(write_error)?;
+        let gone: BTreeSet<u64> = self
+            .membership()
+            .keys()
+            .filter(|id| !target.contains_key(id))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(gone), false)
+                .await
+                .map_err(write_error)?;
+        }
         Ok(())
     }
 
@@ -850,15 +938,29 @@ impl Replica {
         let learners: Vec<u64> = membership.learner_ids().collect();
         let (mut followers, mut synced_followers, mut learners_count, mut synced_learners) =
             (0, 0, 0, 0);
+        let mut synced_members = Vec::new();
         if let Some(replication) = &m.replication {
             let last = m.last_log_index.unwrap_or(0);
+            let alive_within = Duration::from_millis(self.election_timeout_max_ms);
             for (id, matched) in replication.iter() {
                 if *id == self.node_id {
                     continue;
                 }
-                let synced = matched
-                    .map(|l| l.index + SYNCED_LAG_ENTRIES_MAX >= last)
-                    .unwrap_or(false);
+                // ZooKeeper counts the followers connected to the leader: a follower
+                // that stopped acknowledging heartbeats is gone even when no write has
+                // moved the log since it died.
+                let alive = m
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(id).copied().flatten())
+                    .is_some_and(|acked| openraft::Instant::elapsed(&*acked) <= alive_within);
+                let synced = alive
+                    && matched
+                        .map(|l| l.index + SYNCED_LAG_ENTRIES_MAX >= last)
+                        .unwrap_or(false);
+                if synced {
+                    synced_members.push(*id);
+                }
                 if voters.contains(id) {
                     followers += 1;
                     synced_followers += usize::from(synced);
@@ -895,6 +997,7 @@ impl Replica {
             learners,
             followers,
             synced_followers,
+            synced_members,
             learners_count,
             synced_learners,
             #[allow(deprecated)] // its replacement is an instant that needs a clock to read
@@ -969,7 +1072,7 @@ impl Replica {
     }
 }
 
-fn members_of(membership: &openraft::Membership<u64, BasicNode>) -> BTreeMap<u64, Member> {
+fn members_of(membership: &openraft::Membership<u64, PeerNode>) -> BTreeMap<u64, Member> {
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     membership
         .nodes()
@@ -979,6 +1082,7 @@ fn members_of(membership: &openraft::Membership<u64, BasicNode>) -> BTreeMap<u64
                 Member {
                     addr: node.addr.clone(),
                     observer: !voters.contains(id),
+                    spec: node.spec.clone(),
                 },
             )
         })

@@ -24,7 +24,7 @@ impl openraft::RaftTypeConfig for TypeConfig {
     type D = Payload;
     type R = ();
     type NodeId = u64;
-    type Node = openraft::BasicNode;
+    type Node = PeerNode;
     type Term = u64;
     type LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>;
     type Vote = openraft::impls::Vote<Self::LeaderId>;
@@ -42,6 +42,32 @@ impl openraft::RaftTypeConfig for TypeConfig {
     where
         T: openraft::OptionalSend + 'static;
     type ErrorSource = openraft::impls::BoxedErrorSource;
+}
+
+/// A member's record in the Raft membership: where its peers reach it, and the server's
+/// own description of itself (for Corral, its ZooKeeper `server.N` line), carried opaquely so
+/// that every member knows the whole configuration from the membership alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PeerNode {
+    /// `host:port` of its replication RPC listener.
+    pub addr: String,
+    /// Opaque to the replication layer.
+    pub spec: String,
+}
+
+impl PeerNode {
+    pub fn new(addr: impl Into<String>, spec: impl Into<String>) -> PeerNode {
+        PeerNode {
+            addr: addr.into(),
+            spec: spec.into(),
+        }
+    }
+}
+
+impl fmt::Display for PeerNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)
+    }
 }
 
 /// The bytes of one proposal, as stored in a normal log entry.

@@ -36,6 +36,7 @@ use corral_replication::types::SnapshotMeta;
 use corral_replication::types::StoredMembership;
 use corral_replication::types::TypeConfig;
 use corral_replication::types::Vote;
+use corral_replication::PeerNode;
 use futures_util::Stream;
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
@@ -59,7 +60,6 @@ use openraft::storage::RaftLogStorage;
 use openraft::storage::RaftSnapshotBuilder;
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::async_runtime::watch::WatchReceiver;
-use openraft::BasicNode;
 use openraft::EntryPayload;
 use openraft::OptionalSend;
 use openraft::RaftNetworkV2;
@@ -183,7 +183,7 @@ struct SimConn {
 impl RaftNetworkFactory<TypeConfig> for SimNet {
     type Network = SimConn;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> SimConn {
+    async fn new_client(&mut self, target: u64, _node: &PeerNode) -> SimConn {
         SimConn {
             from: self.from,
             to: target,
@@ -813,8 +813,9 @@ async fn run_seed(seed: u64, servers: u64) {
     for id in 1..=servers {
         sim.start(id).await;
     }
-    let members: BTreeMap<u64, BasicNode> =
-        (1..=servers).map(|id| (id, BasicNode::new(""))).collect();
+    let members: BTreeMap<u64, PeerNode> = (1..=servers)
+        .map(|id| (id, PeerNode::new("", "")))
+        .collect();
     let first = sim.nodes[&1].running.as_ref().unwrap().0.clone();
     first.initialize(members).await.expect("initialize");
 

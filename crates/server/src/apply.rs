@@ -4,13 +4,16 @@
 //! does — then serves the reads that were waiting behind that write.
 
 use bytes::BytesMut;
-use corral_proto::records::{Create2Response, CreateResponse, SetAclResponse, SetDataResponse};
+use corral_proto::records::{
+    ConnectResponse, Create2Response, CreateResponse, GetDataResponse, SetAclResponse,
+    SetDataResponse,
+};
 use corral_proto::response::{
     encode_connect_response, encode_header_reply, encode_multi_reply, encode_reply_record,
     MultiResponseItem,
 };
-use corral_proto::ErrorCode;
-use corral_tree::{MultiOpResult, TxnOp, TxnResult};
+use corral_proto::{ErrorCode, Id};
+use corral_tree::{MultiOpResult, Txn, TxnOp, TxnResult};
 
 use crate::core::{Core, Pending, ReplyShape, Shared};
 use crate::entry::{next_zxid, LogEntry};
@@ -31,10 +34,38 @@ impl Shared {
             }
         };
         let mut core = self.core.lock();
-        let zxid = next_zxid(core.tree.last_zxid(), term);
-        let outcome = core.tree.apply(zxid, &entry.txn);
-        let session_id = entry.txn.session_id;
         let ours = entry.origin == self.server_id && entry.conn != 0;
+        if let TxnOp::MoveSession { timeout_ms } = entry.txn.op {
+            // No zxid: ZooKeeper's revalidation is no transaction.
+            self.move_session(&mut core, &entry, timeout_ms, ours);
+            return;
+        }
+        let session_id = entry.txn.session_id;
+        // ZooKeeper's checkSession(owner): once a session has moved to
+        // another server, a write still arriving through its old server
+        // fails with SessionMoved (and changes nothing). The owner lives in
+        // the tree, so every server decides this alike.
+        let moved = session_id != 0
+            && !matches!(
+                entry.txn.op,
+                TxnOp::CreateSession { .. } | TxnOp::CloseSession
+            )
+            && core
+                .tree
+                .session_owner(session_id)
+                .is_some_and(|owner| owner != entry.origin);
+        let zxid = next_zxid(core.tree.last_zxid(), term);
+        let outcome = if moved {
+            let refused = Txn {
+                session_id,
+                time_ms: entry.txn.time_ms,
+                auth: Vec::new(),
+                op: TxnOp::Fail(ErrorCode::SessionMoved),
+            };
+            core.tree.apply(zxid, &refused)
+        } else {
+            core.tree.apply(zxid, &entry.txn)
+        };
 
         match &entry.txn.op {
             TxnOp::CreateSession { timeout_ms } => {
@@ -44,6 +75,7 @@ impl Shared {
                     None
                 };
                 core.sessions.add(session_id, *timeout_ms, conn);
+                core.tree.set_session_owner(session_id, entry.origin);
             }
             TxnOp::CloseSession => {
                 if let Some(tracked) = core.sessions.remove(session_id) {
@@ -74,19 +106,65 @@ impl Shared {
             );
         }
     }
+
+    /// A client reattached its session through `entry.origin`: that server
+    /// owns it from here on in the log's order, and a connection to it
+    /// anywhere else is closed (ZooKeeper closes the old connection when a
+    /// write comes through it; closing at once is the same, sooner).
+    fn move_session(&self, core: &mut Core, entry: &LogEntry, timeout_ms: i32, ours: bool) {
+        let session_id = entry.txn.session_id;
+        let known = core.tree.session_timeout_ms(session_id).is_some();
+        if known {
+            core.tree.set_session_owner(session_id, entry.origin);
+            let old = core.sessions.get(session_id).and_then(|s| s.conn);
+            if let Some(old) = old {
+                if !(ours && old == entry.conn) {
+                    core.drop_conn(old);
+                }
+            }
+            if ours && core.conns.contains_key(&entry.conn) {
+                if let Some(s) = core.sessions.get_mut(session_id) {
+                    s.conn = Some(entry.conn);
+                }
+                core.sessions.set_timeout(session_id, timeout_ms);
+            }
+        }
+        if ours {
+            let result = if known {
+                TxnResult::SessionCreated
+            } else {
+                TxnResult::Error(ErrorCode::SessionExpired)
+            };
+            let zxid = core.tree.last_zxid();
+            reply(core, entry.conn, entry.xid, zxid, session_id, result);
+        }
+    }
 }
 
 /// Queues the reply of an applied write on its connection, then the reads
 /// that waited behind it.
 fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, result: TxnResult) {
+    // A reconfig's outcome comes back after the membership change, so writes
+    // the client sent after it may be applied first: the reply takes the
+    // place of its own request in the queue, and goes out in request order.
+    let config_data = match result {
+        TxnResult::DataSet { .. } => core
+            .tree
+            .get_data(crate::reconfig::CONFIG_NODE, &[Id::new("super", "")])
+            .ok()
+            .map(|(d, _)| d.map(<[u8]>::to_vec)),
+        _ => None,
+    };
     let Some(conn) = core.conns.get_mut(&conn_id) else {
         return;
     };
+    let position = conn
+        .pending
+        .iter()
+        .position(|p| matches!(p, Pending::Write { xid: x, .. } if *x == xid));
     let Some(Pending::Write {
-        xid: pending_xid,
-        shape,
-        received,
-    }) = conn.pending.pop_front()
+        shape, received, ..
+    }) = position.and_then(|i| conn.pending.remove(i))
     else {
         tracing::error!(
             conn_id,
@@ -95,13 +173,33 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
         );
         return;
     };
-    debug_assert_eq!(
-        pending_xid, xid,
+    let position = position.unwrap_or(0);
+    debug_assert!(
+        position == 0
+            || conn.pending.iter().take(position).any(|p| matches!(
+                p,
+                Pending::Write {
+                    shape: ReplyShape::Reconfig,
+                    ..
+                }
+            )),
         "a session's replies must follow its request order"
     );
     let mut buf = BytesMut::new();
     let mut close_after = false;
     match (&shape, result) {
+        (ReplyShape::Connect { read_only_byte, .. }, TxnResult::Error(_)) => {
+            // The session ended before the reattach reached the log.
+            let response = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: read_only_byte.then_some(false),
+            };
+            encode_connect_response(&mut buf, &response);
+            close_after = true;
+        }
         (
             ReplyShape::Connect {
                 timeout_ms,
@@ -118,7 +216,20 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
                 "session established"
             );
         }
-        (_, TxnResult::Error(code)) => encode_header_reply(&mut buf, xid, zxid, code),
+        (_, TxnResult::Error(code)) => {
+            encode_header_reply(&mut buf, xid, zxid, code);
+            // ZooKeeper answers SessionMoved and closes the connection.
+            close_after = code == ErrorCode::SessionMoved;
+        }
+        (ReplyShape::Reconfig, TxnResult::DataSet { stat }) => encode_reply_record(
+            &mut buf,
+            xid,
+            zxid,
+            &GetDataResponse {
+                data: config_data.flatten(),
+                stat,
+            },
+        ),
         (ReplyShape::Create(kind), TxnResult::Created { path, stat }) => {
             if kind.replies_with_stat() {
                 encode_reply_record(&mut buf, xid, zxid, &Create2Response { path, stat });
@@ -147,6 +258,14 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
         (_, _) => encode_header_reply(&mut buf, xid, zxid, ErrorCode::Ok),
     }
     conn.record_reply(shape_name(&shape), xid, zxid, received);
+    if position > 0 {
+        // Still behind an unanswered reconfig: wait in its place.
+        if close_after {
+            conn.pending.insert(position, Pending::Close);
+        }
+        conn.pending.insert(position, Pending::Ready(buf.freeze()));
+        return;
+    }
     conn.send(buf.freeze());
     if close_after {
         core.drop_conn(conn_id);
@@ -231,5 +350,6 @@ fn shape_name(shape: &ReplyShape) -> &'static str {
         ReplyShape::Check => "CHEC",
         ReplyShape::Multi(_) => "MULT",
         ReplyShape::CloseSession => "CLOS",
+        ReplyShape::Reconfig => "RECO",
     }
 }

@@ -93,6 +93,9 @@ pub struct ServerConfig {
     pub readonly_mode_enabled: bool,
     pub reconfig_enabled: bool,
     pub standalone_enabled: bool,
+    /// `skipACL=yes`: ZooKeeper skips every ACL check. Corral honours it for
+    /// `reconfig` only (which otherwise needs the super user).
+    pub skip_acl: bool,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u32,
     pub container_max_never_used_interval_ms: i64,
@@ -129,6 +132,7 @@ impl ServerConfig {
             readonly_mode_enabled: false,
             reconfig_enabled: false,
             standalone_enabled: true,
+            skip_acl: false,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             container_max_never_used_interval_ms: 0,
@@ -149,8 +153,24 @@ impl ServerConfig {
                 reason: e.to_string(),
             }
         })?;
-        let mut cfg = ServerConfig::from_properties(&props.into_iter().collect())?;
+        let props: BTreeMap<String, String> = props.into_iter().collect();
+        let mut cfg = ServerConfig::from_properties(&props)?;
         cfg.source = Some(path.to_path_buf());
+        // ZooKeeper 3.5+ keeps the server lines in a separate file named by
+        // `dynamicConfigFile` (written by reconfig); an ensemble's zoo.cfg of
+        // that shape must work unchanged.
+        if let Some(dynamic) = props.get("dynamicConfigFile") {
+            let dynamic = resolve_beside(path, dynamic.trim());
+            let text = std::fs::read_to_string(&dynamic).map_err(|source| ConfigError::Read {
+                path: dynamic.clone(),
+                source,
+            })?;
+            for peer in parse_members(&text)? {
+                cfg.servers.retain(|p| p.id != peer.id);
+                cfg.servers.push(peer);
+            }
+            cfg.servers.sort_by_key(|p| p.id);
+        }
         if !cfg.servers.is_empty() {
             cfg.my_id = Some(read_my_id(&cfg.data_dir)?);
         }
@@ -207,6 +227,7 @@ impl ServerConfig {
                 "readonlymode.enabled" => cfg.readonly_mode_enabled = parse_bool(key, value)?,
                 "reconfigEnabled" => cfg.reconfig_enabled = parse_bool(key, value)?,
                 "standaloneEnabled" => cfg.standalone_enabled = parse_bool(key, value)?,
+                "skipACL" => cfg.skip_acl = value.eq_ignore_ascii_case("yes"),
                 "znode.container.checkIntervalMs" => {
                     cfg.container_check_interval_ms = parse_positive(key, value)?
                 }
@@ -216,7 +237,7 @@ impl ServerConfig {
                 "znode.container.maxNeverUsedIntervalMs" => {
                     cfg.container_max_never_used_interval_ms = parse(key, value)?
                 }
-                k if k.starts_with("server.") => cfg.servers.push(parse_server(k, value)?),
+                k if k.starts_with("server.") => cfg.servers.push(PeerSpec::parse(k, value)?),
                 // Keys ZooKeeper knows that have no effect on Corral.
                 "electionAlg"
                 | "quorumListenOnAllIPs"
@@ -229,7 +250,6 @@ impl ServerConfig {
                 | "localSessionsUpgradingEnabled"
                 | "dynamicConfigFile"
                 | "metricsProvider.className"
-                | "skipACL"
                 | "forceSync"
                 | "leaderServes"
                 | "cnxTimeout"
@@ -295,23 +315,7 @@ impl ServerConfig {
         if self.servers.is_empty() {
             return String::new();
         }
-        let mut out = String::new();
-        for p in &self.servers {
-            let role = match p.role {
-                PeerRole::Participant => "participant",
-                PeerRole::Observer => "observer",
-            };
-            // Like ZooKeeper's QuorumServer.toString: the client address
-            // only when the server line gives one.
-            let client = match &p.client_addr {
-                Some((h, port)) => format!(";{h}:{port}"),
-                None => String::new(),
-            };
-            out.push_str(&format!(
-                "server.{}={}:{}:{}:{}{}\n",
-                p.id, p.host, p.quorum_port, p.election_port, role, client
-            ));
-        }
+        let mut out = render_members(&self.servers);
         out.push_str(&format!("version={version:x}"));
         out
     }
@@ -378,6 +382,80 @@ fn parse_whitelist(value: &str) -> FourLetterWhitelist {
         FourLetterWhitelist::All
     } else {
         FourLetterWhitelist::Only(words)
+    }
+}
+
+/// The `server.N=…` lines of a dynamic configuration, sorted by id, each
+/// ending in a newline (without the `version=` line).
+pub fn render_members(peers: &[PeerSpec]) -> String {
+    let mut sorted: Vec<&PeerSpec> = peers.iter().collect();
+    sorted.sort_by_key(|p| p.id);
+    sorted.iter().map(|p| format!("{}\n", p.line())).collect()
+}
+
+/// Parses dynamic-configuration text (`server.N=…` lines; `version=` and
+/// blank lines are skipped). Lines may also be separated by commas, as
+/// reconfig's member lists are.
+pub fn parse_members(text: &str) -> Result<Vec<PeerSpec>, ConfigError> {
+    let mut peers = Vec::new();
+    for line in text.split(['\n', ',']).map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with("version=") {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(bad(
+                line,
+                "",
+                "expected server.N=host:quorumPort:electionPort…",
+            ));
+        };
+        let key = key.trim();
+        if !key.starts_with("server.") {
+            return Err(bad(
+                key,
+                value,
+                "only server.N lines belong in a dynamic configuration",
+            ));
+        }
+        peers.push(PeerSpec::parse(key, value.trim())?);
+    }
+    Ok(peers)
+}
+
+/// A relative `dynamicConfigFile` is looked up from the working directory,
+/// then beside the zoo.cfg that names it.
+fn resolve_beside(cfg_path: &Path, named: &str) -> PathBuf {
+    let named = PathBuf::from(named);
+    if named.is_absolute() || named.exists() {
+        return named;
+    }
+    match cfg_path.parent() {
+        Some(dir) => dir.join(named),
+        None => named,
+    }
+}
+
+impl PeerSpec {
+    /// `server.N=host:q:e:role;client` as ZooKeeper's `QuorumServer.toString`
+    /// writes it: the client address only when the server line gives one.
+    pub fn line(&self) -> String {
+        let role = match self.role {
+            PeerRole::Participant => "participant",
+            PeerRole::Observer => "observer",
+        };
+        let client = match &self.client_addr {
+            Some((h, port)) => format!(";{h}:{port}"),
+            None => String::new(),
+        };
+        format!(
+            "server.{}={}:{}:{}:{}{}",
+            self.id, self.host, self.quorum_port, self.election_port, role, client
+        )
+    }
+
+    /// Parses one `server.N` line; `key` is `server.N`.
+    pub fn parse(key: &str, value: &str) -> Result<PeerSpec, ConfigError> {
+        parse_server(key, value)
     }
 }
 

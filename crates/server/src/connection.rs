@@ -199,6 +199,29 @@ fn handshake(
         conn.send(out.freeze());
         return Handshake::Refused;
     }
+    let owner = core.tree.session_owner(session_id);
+    if !shared.config.servers.is_empty() && owner.is_some_and(|o| o != shared.server_id) {
+        // The session moves here from another server: the log decides the
+        // new owner before the client is answered, so that writes still
+        // coming through the old server fail with SessionMoved.
+        conn.session_id = session_id;
+        conn.pending.push_back(Pending::Write {
+            xid: 0,
+            shape: ReplyShape::Connect {
+                timeout_ms,
+                read_only_byte: request.read_only.is_some(),
+            },
+            received: Instant::now(),
+        });
+        core.conns.insert(conn_id, conn);
+        let entry = LogEntry {
+            origin: shared.server_id,
+            conn: conn_id,
+            xid: 0,
+            txn: stamp(session_id, &[], TxnOp::MoveSession { timeout_ms }),
+        };
+        return Handshake::Propose(entry.encode());
+    }
     if let Some(old) = core.sessions.get(session_id).and_then(|s| s.conn) {
         core.drop_conn(old);
     }
@@ -274,7 +297,10 @@ async fn read_loop(
                 .packets_received
                 .fetch_add(1, Ordering::Relaxed);
             match handle_frame(shared, conn_id, &frame, field_len_max).await {
-                Continue::Yes | Continue::Propose(_) | Continue::Sync(_) => {}
+                Continue::Yes
+                | Continue::Propose(_)
+                | Continue::Sync(_)
+                | Continue::Reconfig(_) => {}
                 Continue::No(reason) => return reason,
             }
             // Back-pressure: a client that pipelines faster than its
@@ -318,6 +344,8 @@ enum Continue {
     /// Go on; the `sync` with this xid completes once the leader's read
     /// index is applied here.
     Sync(i32),
+    /// Go on after handing this reconfig to the leader.
+    Reconfig(crate::reconfig::ReconfigCall),
 }
 
 async fn handle_frame(
@@ -330,6 +358,12 @@ async fn handle_frame(
         Continue::Propose(payload) => {
             if shared.propose(payload).await.is_err() {
                 return Continue::No("the server is shutting down".into());
+            }
+            Continue::Yes
+        }
+        Continue::Reconfig(call) => {
+            if crate::reconfig::submit(shared, call).is_err() {
+                return Continue::No("no leader to hand a reconfig to".into());
             }
             Continue::Yes
         }
@@ -496,11 +530,45 @@ fn handle_request(
             conn.close();
             Continue::No("SASL is not supported".into())
         }
-        Request::Reconfig(_) => {
-            let mut out = BytesMut::new();
-            encode_header_reply(&mut out, xid, zxid, ErrorCode::ReconfigDisabled);
-            conn.send(out.freeze());
-            Continue::Yes
+        Request::Reconfig(r) => {
+            conn.pending.push_back(Pending::Write {
+                xid,
+                shape: ReplyShape::Reconfig,
+                received,
+            });
+            // Refusals go through the log as error txns, as ZooKeeper's do
+            // (they use a zxid and keep the session's order).
+            let refusal = if !shared.config.reconfig_enabled {
+                Some(ErrorCode::ReconfigDisabled)
+            } else if shared.config.servers.is_empty() {
+                // ZooKeeper: "standalone mode - reconfiguration currently
+                // not supported".
+                Some(ErrorCode::Unimplemented)
+            } else {
+                None
+            };
+            match refusal {
+                Some(code) => Continue::Propose(
+                    LogEntry {
+                        origin: shared.server_id,
+                        conn: conn_id,
+                        xid,
+                        txn: stamp(session_id, &conn.auth, TxnOp::Fail(code)),
+                    }
+                    .encode(),
+                ),
+                None => Continue::Reconfig(crate::reconfig::ReconfigCall {
+                    origin: shared.server_id,
+                    conn: conn_id,
+                    xid,
+                    session_id,
+                    auth: conn.auth.clone(),
+                    joining: r.joining_servers,
+                    leaving: r.leaving_servers,
+                    new_members: r.new_members,
+                    cur_config_id: r.cur_config_id,
+                }),
+            }
         }
         request if request.is_write() => {
             let Some((op, shape)) = to_txn_op(request) else {

@@ -53,6 +53,8 @@ pub enum ReplyShape {
     /// One entry per sub-op: the create kind for creates.
     Multi(Vec<Option<CreateKind>>),
     CloseSession,
+    /// A GetDataResponse with the new `/zookeeper/config`.
+    Reconfig,
 }
 
 /// A request of a connection waiting for an earlier write to be applied.
@@ -275,6 +277,8 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     /// Set once the log is open.
     pub replica: crate::replicate::ReplicaCell,
+    /// On the leader: a reconfig is being decided or committed.
+    pub reconfig_busy: std::sync::atomic::AtomicBool,
     next_conn: AtomicU64,
 }
 
@@ -292,6 +296,7 @@ impl Shared {
             core: Mutex::new(core),
             stats: Arc::default(),
             replica: Default::default(),
+            reconfig_busy: Default::default(),
             next_conn: AtomicU64::new(incarnation << 32),
         }
     }

@@ -9,6 +9,7 @@ use corral_tree::TxnOp;
 
 use crate::core::Shared;
 use crate::entry::LogEntry;
+use crate::reconfig::PeerMessage;
 use crate::write_path::{stamp, wall_clock_ms};
 
 /// Checks session deadlines every tick (ZooKeeper's expiry interval) on
@@ -18,6 +19,7 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
     let tick = Duration::from_millis(shared.config.tick_time_ms.max(1) as u64);
     let mut interval = tokio::time::interval((tick / 2).min(Duration::from_millis(500)));
     let mut was_leader = false;
+    let mut reconciled = crate::reconfig::Reconciler::default();
     loop {
         interval.tick().await;
         let leader = shared.is_leader();
@@ -33,13 +35,15 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
         was_leader = leader;
         if !leader {
             if !touched.is_empty() {
-                if let (Some(replica), Ok(bytes)) =
-                    (shared.replica.get(), postcard::to_allocvec(&touched))
-                {
-                    let _ = replica.send_to_leader(bytes.into());
+                if let Some(replica) = shared.replica.get() {
+                    let report = PeerMessage::Touches(touched).encode();
+                    let _ = replica.send_to_leader(report.into());
                 }
             }
             continue;
+        }
+        if !shared.config.servers.is_empty() {
+            crate::reconfig::reconcile(&shared, &mut reconciled).await;
         }
         let expired = shared.core.lock().sessions.take_expired(Instant::now());
         for session_id in expired {

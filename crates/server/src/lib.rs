@@ -14,6 +14,7 @@ pub mod entry;
 pub mod fourlw;
 pub mod housekeeping;
 pub mod read_path;
+pub mod reconfig;
 pub mod replicate;
 pub mod session;
 pub mod stats;
@@ -150,9 +151,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
 }
 
 /// Puts the ensemble's membership into `/zookeeper/config`, as ZooKeeper
-/// does from its configuration at start-up (no transaction, no zxid).
+/// does from its configuration at start-up (no transaction, no zxid) —
+/// unless a reconfig has written it since (the log or snapshot then holds
+/// the newer configuration, which zoo.cfg does not).
 pub fn install_config_node(config: &ServerConfig, core: &mut Core) {
-    if !config.servers.is_empty() {
+    let reconfigured = core
+        .tree
+        .stat(reconfig::CONFIG_NODE)
+        .is_some_and(|s| s.mzxid != 0);
+    if !config.servers.is_empty() && !reconfigured {
         core.tree
             .set_config_node(config.dynamic_config_text(0).as_bytes());
     }

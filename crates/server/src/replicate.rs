@@ -8,11 +8,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use corral_replication::{Applier, Member, Rejection, Replica, ReplicaConfig, Role};
+use corral_replication::{Applier, Rejection, Replica, ReplicaConfig, Role};
 use corral_tree::DataTree;
 
 use crate::core::Shared;
 use crate::entry::LogEntry;
+use crate::reconfig::PeerMessage;
 use crate::ServerError;
 
 /// The server's state machine as the replication layer sees it.
@@ -62,16 +63,17 @@ impl Applier for TreeApplier {
     }
 
     fn on_peer_message(&self, from: u64, bytes: &[u8]) {
-        // Followers report the sessions their clients kept alive; only the
-        // leader expires sessions, so it needs to hear of every touch.
-        match postcard::from_bytes::<Vec<i64>>(bytes) {
-            Ok(ids) => {
+        match postcard::from_bytes::<PeerMessage>(bytes) {
+            // Followers report the sessions their clients kept alive; only
+            // the leader expires sessions, so it needs to hear of every touch.
+            Ok(PeerMessage::Touches(ids)) => {
                 let mut core = self.shared.core.lock();
                 for id in ids {
                     core.sessions.touch(id);
                 }
             }
-            Err(e) => tracing::warn!(from, "undecodable session report: {e}"),
+            Ok(PeerMessage::Reconfig(call)) => crate::reconfig::received(&self.shared, call),
+            Err(e) => tracing::warn!(from, "undecodable peer message: {e}"),
         }
     }
 
@@ -131,12 +133,7 @@ pub async fn open(shared: Arc<Shared>) -> Result<ReplicaHandle, ServerError> {
     let ensemble = !config.servers.is_empty();
     if ensemble {
         for peer in &config.servers {
-            let addr = format!("{}:{}", peer.host, peer.quorum_port);
-            let member = match peer.role {
-                crate::config::PeerRole::Participant => Member::participant(addr),
-                crate::config::PeerRole::Observer => Member::observer(addr),
-            };
-            rc.members.insert(peer.id, member);
+            rc.members.insert(peer.id, crate::reconfig::member_of(peer));
         }
         let me = config
             .servers
@@ -172,29 +169,38 @@ pub fn mode_of(shared: &Shared) -> &'static str {
     if shared.config.servers.is_empty() {
         return "standalone";
     }
-    match shared.replica.get().map(|r| r.metrics().role) {
-        Some(Role::Leader) => "leader",
-        // A participant is a learner until the membership reaches it.
-        Some(Role::Learner) if configured_observer(shared) => "observer",
+    let Some(replica) = shared.replica.get() else {
+        return "follower";
+    };
+    match replica.metrics().role {
+        Role::Leader => "leader",
+        // A learner is an observer once the membership names it one; until
+        // then (a server not yet added) it is a follower looking for its
+        // group.
+        Role::Learner if is_observer_member(replica) => "observer",
         _ => "follower",
     }
 }
 
-/// Whether zoo.cfg makes this server an observer.
-pub fn configured_observer(shared: &Shared) -> bool {
-    shared
-        .config
-        .servers
-        .iter()
-        .any(|p| Some(p.id) == shared.config.my_id && p.role == crate::config::PeerRole::Observer)
+/// Whether the current membership has this server as a non-voting member.
+/// The membership, not zoo.cfg, decides: a reconfig may have changed it.
+fn is_observer_member(replica: &Replica) -> bool {
+    replica
+        .membership()
+        .get(&replica.node_id())
+        .is_some_and(|m| m.observer)
 }
 
-/// Whether this server has joined its group in its configured role (a
-/// participant that openraft still reports as a learner has not).
+/// Whether this server has joined its group in its current role (a server
+/// openraft reports as a learner but the membership does not name is still
+/// outside).
 pub fn joined(shared: &Shared) -> bool {
-    match shared.replica.get().map(|r| r.metrics().role) {
-        Some(Role::Leader) | Some(Role::Follower) => true,
-        Some(Role::Learner) => configured_observer(shared),
+    let Some(replica) = shared.replica.get() else {
+        return false;
+    };
+    match replica.metrics().role {
+        Role::Leader | Role::Follower => true,
+        Role::Learner => is_observer_member(replica),
         _ => false,
     }
 }

@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 use corral_proto::{perms, Acl, CreateMode, ErrorCode, EventType, Id, Stat};
 
+/// The node holding the ensemble's dynamic configuration.
+const CONFIG_NODE: &str = "/zookeeper/config";
+
 use crate::acl::{check_acl, fixup_acl};
 use crate::node::{ttl_owner, Node, NodeKind, CONTAINER_OWNER, TTL_MAX_MS};
 use crate::path::{
@@ -156,6 +159,8 @@ impl DataTree {
                 TxnResult::SessionClosed
             }
             TxnOp::Multi(ops) => self.apply_multi(&ctx, ops, &mut triggers),
+            TxnOp::SetConfig { members } => self.apply_config(&ctx, members, &mut triggers),
+            TxnOp::MoveSession { .. } => TxnResult::SessionCreated,
             TxnOp::DeleteContainer { path } => match self.check_delete_container(path) {
                 Ok(plan) => self.carry_out(&ctx, plan, &mut triggers).into_result(),
                 Err(code) => TxnResult::Error(code),
@@ -232,6 +237,41 @@ impl DataTree {
         TxnResult::Multi(results)
     }
 
+    /// ZooKeeper's reconfig txn: a setData of `/zookeeper/config` whose
+    /// version becomes -1 (the txn's version, as `DataTree.setData` stores
+    /// it) and whose data ends with the new configuration's version, this
+    /// zxid. Data watchers of the node hear NodeDataChanged.
+    fn apply_config(
+        &mut self,
+        ctx: &Ctx<'_>,
+        members: &str,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> TxnResult {
+        let mut text = members.to_owned();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("version={:x}", ctx.zxid));
+        let extended = self.config.extended_types_enabled;
+        let Some(node) = self.nodes.get_mut(CONFIG_NODE) else {
+            return TxnResult::Error(ErrorCode::NoNode);
+        };
+        let old_len = node.data_len();
+        node.data = Some(Box::from(text.as_bytes()));
+        node.mzxid = ctx.zxid;
+        node.mtime = ctx.time_ms;
+        node.version = -1;
+        let stat = node.stat(extended);
+        let acl = Arc::clone(&node.acl);
+        self.data_size += text.len() as i64 - old_len as i64;
+        triggers.push(WatchTrigger {
+            path: CONFIG_NODE.to_owned(),
+            event: EventType::NodeDataChanged,
+            acl,
+        });
+        TxnResult::DataSet { stat }
+    }
+
     /// ZooKeeper's `killSession`: deletes the session's normal ephemerals
     /// (sorted by path) in this one zxid and forgets the session.
     fn close_session(&mut self, ctx: &Ctx<'_>, triggers: &mut Vec<WatchTrigger>) {
@@ -242,6 +282,7 @@ impl DataTree {
             }
         }
         self.sessions.remove(&ctx.session_id);
+        self.session_owners.remove(&ctx.session_id);
     }
 
     // ---- checks ---------------------------------------------------------
@@ -282,6 +323,8 @@ impl DataTree {
             TxnOp::Fail(code) => Err(*code),
             TxnOp::CreateSession { .. }
             | TxnOp::CloseSession
+            | TxnOp::SetConfig { .. }
+            | TxnOp::MoveSession { .. }
             | TxnOp::Multi(_)
             | TxnOp::DeleteContainer { .. } => Err(ErrorCode::MarshallingError),
         }

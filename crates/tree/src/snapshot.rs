@@ -67,6 +67,13 @@ enum Record<'a> {
     },
     Node(NodeRecord<'a>),
     End,
+    /// The server that holds a session's connection (for SessionMoved);
+    /// written after the nodes, before `End`. Appended last so that the
+    /// other variants keep their tags and older snapshots still read.
+    SessionOwner {
+        id: i64,
+        owner: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,6 +187,7 @@ fn into_owned(record: Record<'_>) -> Record<'static> {
             ..node
         }),
         Record::End => Record::End,
+        Record::SessionOwner { id, owner } => Record::SessionOwner { id, owner },
     }
 }
 
@@ -255,6 +263,9 @@ impl DataTree {
                 "{} nodes are not reachable from the root",
                 self.nodes.len() - written
             )));
+        }
+        for (&id, &owner) in &self.session_owners {
+            writer.write(&Record::SessionOwner { id, owner })?;
         }
         writer.write(&Record::End)?;
         Ok(())
@@ -347,9 +358,15 @@ impl DataTree {
                 );
             }
         }
-        let Record::End = reader.next()? else {
-            return Err(reader.corrupt("expected the end marker"));
-        };
+        loop {
+            match reader.next()? {
+                Record::End => break,
+                Record::SessionOwner { id, owner } => {
+                    tree.session_owners.insert(id, owner);
+                }
+                _ => return Err(reader.corrupt("expected the end marker")),
+            }
+        }
         Ok(tree)
     }
 }

@@ -36,6 +36,9 @@ pub struct DataTree {
     pub(crate) acls: AclTable,
     /// Session id → negotiated timeout in ms.
     pub(crate) sessions: BTreeMap<i64, i32>,
+    /// Server id holding each session's connection, as the log decided it
+    /// (the server sets it; the tree keeps it so snapshots carry it).
+    pub(crate) session_owners: BTreeMap<i64, u64>,
     /// Normal ephemerals by owning session.
     pub(crate) ephemerals: BTreeMap<i64, BTreeSet<Box<str>>>,
     pub(crate) containers: BTreeSet<Box<str>>,
@@ -82,6 +85,7 @@ impl DataTree {
             nodes: Default::default(),
             acls: AclTable::default(),
             sessions: BTreeMap::new(),
+            session_owners: BTreeMap::new(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -301,6 +305,20 @@ impl DataTree {
     }
 
     // ---- sessions -------------------------------------------------------
+
+    /// The server whose connection holds the session, when known.
+    pub fn session_owner(&self, session_id: i64) -> Option<u64> {
+        self.session_owners.get(&session_id).copied()
+    }
+
+    /// Records which server holds the session's connection. Called by the
+    /// apply step, in log order, on every server alike; ignored for a
+    /// session the tree does not know.
+    pub fn set_session_owner(&mut self, session_id: i64, owner: u64) {
+        if self.sessions.contains_key(&session_id) {
+            self.session_owners.insert(session_id, owner);
+        }
+    }
 
     /// Open sessions and their timeouts in ms, by session id.
     pub fn sessions(&self) -> impl Iterator<Item = (i64, i32)> + '_ {

@@ -74,6 +74,20 @@ pub enum TxnOp {
     /// except `Fail(MarshallingError)`, which, once reached, fails the whole
     /// multi with MarshallingError (as ZooKeeper's prep stage does).
     Fail(ErrorCode),
+    /// A reconfiguration took effect (ZooKeeper's reconfig txn, a setData of
+    /// `/zookeeper/config` with version -1): `members` is the dynamic
+    /// configuration's `server.N=…` lines; the tree appends
+    /// `version=<zxid in hex>`, the version of the new configuration.
+    SetConfig {
+        members: String,
+    },
+    /// The session's client reattached through another server. The server
+    /// records the new owner without a zxid (ZooKeeper's revalidation is no
+    /// transaction) and never hands this op to the tree; applying it here
+    /// changes nothing.
+    MoveSession {
+        timeout_ms: i32,
+    },
 }
 
 /// The outcome of one op. Errors are protocol outcomes, not Rust errors.

@@ -325,3 +325,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn session_owners_and_a_reconfigured_config_node_survive_a_snapshot() {
+    let mut d = Driver::new();
+    d.apply_as(0x300, vec![], TxnOp::CreateSession { timeout_ms: 4000 });
+    d.tree.set_session_owner(0x300, 2);
+    // An unknown session gets no owner.
+    d.tree.set_session_owner(0x999, 3);
+    let out = d.apply(TxnOp::SetConfig {
+        members: "server.1=h:1:2:participant;0.0.0.0:3\n".into(),
+    });
+    let stat = d.stat("/zookeeper/config");
+    assert_eq!(stat.mzxid, out.zxid);
+    assert_eq!(stat.version, -1, "ZooKeeper's reconfig txn sets version -1");
+    let (data, _) = d
+        .tree
+        .get_data("/zookeeper/config", &[Id::new("super", "")])
+        .expect("config node");
+    assert_eq!(
+        data.map(|d| String::from_utf8_lossy(d).into_owned()),
+        Some(format!(
+            "server.1=h:1:2:participant;0.0.0.0:3\nversion={:x}",
+            out.zxid
+        ))
+    );
+    assert_round_trips(&d.tree);
+    let restored = restore(&snapshot_bytes(&d.tree), d.tree.config());
+    assert_eq!(restored.session_owner(0x300), Some(2));
+    assert_eq!(restored.session_owner(0x999), None);
+    d.apply_as(0x300, vec![], TxnOp::CloseSession);
+    assert_eq!(
+        d.tree.session_owner(0x300),
+        None,
+        "closing forgets the owner"
+    );
+}
