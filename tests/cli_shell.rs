@@ -474,9 +474,9 @@ fn zkcli_available() -> bool {
 /// The commands compared; `%R%` is each shell's own root node (so the two
 /// runs don't meet), `%HOSTPORT%` the server. zkCli prints events from
 /// another thread: a few round trips around `printwatches off` let it print
-/// (or silence) the events before the switch flips. Every node is created with
-/// data (the Rust client cannot create null data, which zkCli prints as
-/// `null`), and nothing lists what the other run leaves behind.
+/// (or silence) the events before the switch flips. `create` without data
+/// stores null, which `get` prints as `null` in both shells; nothing lists
+/// what the other run leaves behind.
 const SCRIPT: &str = r#"
 create %R% root
 create %R%/a hello
@@ -499,6 +499,9 @@ create %R%/trailing/ x
 create zn/relative x
 create %R%/spaces "a b c"
 create %R%/sq 'it is'
+create %R%/nodata
+create %R%/emptydata ""
+create -t 100000 %R%/ttlnodata
 create -x %R%/x x
 ls %R%
 ls -s %R%
@@ -510,6 +513,10 @@ ls
 ls zn
 get %R%/a
 get %R%/spaces
+get %R%/nodata
+get -s %R%/nodata
+get %R%/emptydata
+get %R%/ttlnodata
 get %R%/missing
 get -s %R%/a
 get %R%/a 1
@@ -809,4 +816,15 @@ fn get_prints_null_for_a_node_whose_data_is_null() {
     let run = one_shot(&addr, &["get", "/nul"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.ends_with("null\n"), "{run:?}");
+
+    // `corral cli create` without data stores null too, as zkCli does; an
+    // empty argument stores empty data.
+    let run = one_shot(&addr, &["create", "/cli-null"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = one_shot(&addr, &["get", "/cli-null"]);
+    assert!(run.stdout.ends_with("null\n"), "{run:?}");
+    let run = one_shot(&addr, &["create", "/cli-empty", ""]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = one_shot(&addr, &["get", "/cli-empty"]);
+    assert!(!run.stdout.ends_with("null\n"), "{run:?}");
 }

@@ -27,11 +27,19 @@
 //! sequential node again after a lost create reply by its `_c_<uuid>-`
 //! prefix, as Curator's "protection" does. Everything an ephemeral node
 //! stands for (a held lock, leadership, a registration, a membership) ends
-//! with the session: once the client reports [`crate::SessionState::Expired`]
-//! every recipe built on it fails with [`Error::SessionExpired`]; build a new
-//! client and new recipes. While the client is disconnected a lock holder
-//! cannot know whether it still holds the lock; [`lock::LockGuard::lost`]
-//! and the leader recipes report that conservatively.
+//! with the session. On a client built with
+//! [`crate::ClientBuilder::renew_session_on_expiry`] (Curator's behaviour)
+//! the client gets a new session and the recipes re-join it: group
+//! members, service registrations and leader latches create their nodes
+//! again, leader selectors with auto-requeue queue again, and caches add
+//! their watches again and rebuild. What cannot be re-established is
+//! reported instead: a held lock or semaphore lease is lost
+//! ([`lock::LockGuard::lost`] resolves, and `is_lost` says so), a leader
+//! loses leadership. On a client without renewal, an expiry ends every
+//! recipe built on it with [`Error::SessionExpired`]. While the client is
+//! disconnected a lock holder cannot know whether it still holds the lock;
+//! [`lock::LockGuard::lost`] and the leader recipes report that
+//! conservatively.
 //!
 //! All recipes create their nodes with `world:anyone` ACLs.
 
@@ -127,15 +135,42 @@ pub(crate) fn sort_lock_nodes(children: &mut [String], lock_names: &[&str]) {
 /// Runs `op` again while it fails with a connection loss (the client holds
 /// the retried request until it has reconnected, or fails it once the
 /// session is gone). Only for steps that are safe to repeat.
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> Result<T, Error>
+pub(crate) async fn retry<T, F, Fut>(op: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
+    retry_on(None, op).await
+}
+
+/// [`retry`], and also after an expiry when `client` renews sessions.
+#[allow(dead_code)] // used by the recipes next
+pub(crate) async fn retry_renewing<T, F, Fut>(client: &Client, op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    retry_on(Some(client), op).await
+}
+
+async fn retry_on<T, F, Fut>(client: Option<&Client>, mut op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let client_renews = client.is_some_and(Client::renews_expired_sessions);
     let mut attempts = 0;
     loop {
         match op().await {
             Err(Error::ConnectionLoss) if attempts < CONNECTION_LOSS_RETRIES_MAX => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempts))).await;
+            }
+            // In flight when the session expired; a renewing client sends
+            // it again on the new session.
+            Err(Error::SessionExpired)
+                if client_renews && attempts < CONNECTION_LOSS_RETRIES_MAX =>
+            {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(20 * u64::from(attempts))).await;
             }
@@ -265,18 +300,34 @@ pub(crate) fn delete_in_background(client: &Client, path: String) {
     }
 }
 
-/// Resolves once the session has ended (expired, closed, auth failed).
+/// Resolves once the session this call started under has ended: closed,
+/// auth failed, or expired (also when a renewing client already has a new
+/// one: what the caller set up on the old session is gone either way).
 pub(crate) async fn session_ended(client: &Client) {
+    let expired_before = client.expired_sessions();
     let mut states = client.state_watcher();
-    let _ = states.wait_for(|s| s.is_terminal()).await;
+    let _ = states
+        .wait_for(|s| s.is_terminal() || client.expired_sessions() != expired_before)
+        .await;
 }
 
 /// The error to report when the session is over.
 pub(crate) fn ended_error(client: &Client) -> Error {
     match client.state() {
-        SessionState::Expired => Error::SessionExpired,
         SessionState::AuthFailed => Error::AuthFailed,
-        _ => Error::ClientClosed,
+        SessionState::Closed => Error::ClientClosed,
+        _ => Error::SessionExpired,
+    }
+}
+
+/// True when `error` means the recipe must stop for good: the client is
+/// closed or refused, or its session expired and it will not get another.
+#[allow(dead_code)] // used by the recipes next
+pub(crate) fn is_final(client: &Client, error: &Error) -> bool {
+    match error {
+        Error::SessionExpired => !client.renews_expired_sessions(),
+        Error::AuthFailed | Error::ClientClosed => true,
+        _ => false,
     }
 }
 
