@@ -249,8 +249,7 @@ fn canonical_server(value: &str) -> Result<String, String> {
 
 /// `reconfig`: asks the server for the membership change and prints what
 /// zkCli prints, "Committed new configuration:" and the new configuration
-/// (then its Stat with `-s`); failures as zkCli's wrapper messages, with
-/// no path (the request names none).
+/// (then its Stat with `-s`); failures as zkCli's wrapper messages.
 pub async fn reconfig(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     let args = reconfig_args(words)?;
     let client = ctx.client(None).await?;
@@ -262,7 +261,9 @@ pub async fn reconfig(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
             args.from_config,
         )
         .await
-        .map_err(|e| CliError::failed(format::wrapper_message(&e, None)))?;
+        // ZooKeeperAdmin raises reconfig's errors with an empty path, so
+        // zkCli prints e.g. "Insufficient permission : " and nothing after.
+        .map_err(|e| CliError::failed(format::wrapper_message(&e, Some(""))))?;
     let mut out = format!(
         "Committed new configuration:\n{}\n",
         String::from_utf8_lossy(&config)

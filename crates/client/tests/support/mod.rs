@@ -157,6 +157,19 @@ async fn start_corral(extra: &[(&str, &str)]) -> TestServer {
 }
 
 /// A loopback port that was free a moment ago; never 2181.
+pub fn free_port_pub() -> u16 {
+    free_port()
+}
+
+/// Two distinct free loopback ports (a member's quorum and election ports).
+pub fn free_port_pair() -> (u16, u16) {
+    let a = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let b = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let pa = a.local_addr().expect("local_addr").port();
+    let pb = b.local_addr().expect("local_addr").port();
+    (pa, pb)
+}
+
 fn free_port() -> u16 {
     loop {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -241,6 +254,8 @@ impl ApacheZk {
         if let Some(id) = quorum_of_one {
             std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
             extra.push(("standaloneEnabled".into(), "false".into()));
+            extra.push(("initLimit".into(), "10".into()));
+            extra.push(("syncLimit".into(), "5".into()));
             extra.push((
                 format!("server.{id}"),
                 format!(
