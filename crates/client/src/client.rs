@@ -124,7 +124,9 @@ impl Client {
         self.is_final(self.state())
     }
 
-    fn is_final(&self, state: SessionState) -> bool {
+    /// True when `state` is final for this client (see
+    /// [`Client::is_finished`]).
+    pub(crate) fn is_final(&self, state: SessionState) -> bool {
         state.is_terminal() && !(state == SessionState::Expired && self.inner.renews_expired)
     }
 

@@ -144,7 +144,6 @@ where
 }
 
 /// [`retry`], and also after an expiry when `client` renews sessions.
-#[allow(dead_code)] // used by the recipes next
 pub(crate) async fn retry_renewing<T, F, Fut>(client: &Client, op: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
@@ -322,7 +321,6 @@ pub(crate) fn ended_error(client: &Client) -> Error {
 
 /// True when `error` means the recipe must stop for good: the client is
 /// closed or refused, or its session expired and it will not get another.
-#[allow(dead_code)] // used by the recipes next
 pub(crate) fn is_final(client: &Client, error: &Error) -> bool {
     match error {
         Error::SessionExpired => !client.renews_expired_sessions(),
