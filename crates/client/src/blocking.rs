@@ -138,6 +138,16 @@ impl Client {
         self.client.session_id()
     }
 
+    /// See [`crate::Client::expired_sessions`].
+    pub fn expired_sessions(&self) -> u64 {
+        self.client.expired_sessions()
+    }
+
+    /// See [`crate::Client::is_finished`].
+    pub fn is_finished(&self) -> bool {
+        self.client.is_finished()
+    }
+
     pub fn session_timeout(&self) -> Duration {
         self.client.session_timeout()
     }
@@ -343,7 +353,7 @@ impl Drop for Client {
     fn drop(&mut self) {
         // Inside an async runtime, block_on would panic: the session then
         // ends by timeout on the server instead.
-        if Handle::try_current().is_err() && !self.client.state().is_terminal() {
+        if Handle::try_current().is_err() && !self.client.is_finished() {
             let client = self.client.clone();
             self.handle.block_on(async move {
                 let _ = tokio::time::timeout(CLOSE_ON_DROP_TIMEOUT, client.close()).await;

@@ -385,3 +385,41 @@ async fn a_silent_connection_is_abandoned_before_the_session_expires() {
         server.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewing_client_out_of_reach_past_the_timeout_gets_a_new_session() {
+    for server in servers().await {
+        eprintln!("--- against {}", server.name);
+        let proxy = Proxy::start(server.addr).await;
+        let c = Client::builder()
+            .session_timeout(SESSION_TIMEOUT)
+            .renew_session_on_expiry(true)
+            .connect(&proxy.addr.to_string())
+            .await
+            .unwrap();
+        let old = c.session_id();
+        let timeout = c.session_timeout();
+        proxy.set_blocked(true);
+        proxy.cut();
+        // Kept out past the session timeout: the client counts its session
+        // as expired, and asks for a new one as soon as it can connect.
+        let started = tokio::time::Instant::now();
+        while c.expired_sessions() == 0 {
+            assert!(
+                started.elapsed() < timeout + EVENT_TIMEOUT,
+                "[{}] no expiry",
+                server.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started.elapsed() + Duration::from_millis(200) >= timeout);
+        assert!(!c.is_finished());
+        proxy.set_blocked(false);
+        wait_state(&c, SessionState::Connected, EVENT_TIMEOUT).await;
+        assert_ne!(c.session_id(), old, "[{}]", server.name);
+        assert!(c.exists("/").await.unwrap().is_some());
+        c.close().await.unwrap();
+        assert_eq!(c.state(), SessionState::Closed);
+        server.stop().await;
+    }
+}
