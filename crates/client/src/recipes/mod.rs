@@ -251,11 +251,23 @@ pub(crate) async fn create_protected(
     debug_assert!(mode.is_sequential());
     let prefix = format!("{PROTECTED_PREFIX}{}-", new_uuid());
     let path = join(dir, &format!("{prefix}{name}"));
+    // If this future is dropped while a create is on its way (an acquire
+    // given up), the node may still be made: find it by its prefix and
+    // delete it, or it would stand in line until the session ends.
+    let mut cleanup = ProtectedCleanup {
+        client,
+        dir,
+        prefix: &prefix,
+        armed: true,
+    };
     let mut parents_made = false;
     let mut attempts = 0;
     loop {
         match client.create(&path, data, &Acl::open_unsafe(), mode).await {
-            Ok((created, _)) => return Ok(created),
+            Ok((created, _)) => {
+                cleanup.armed = false;
+                return Ok(created);
+            }
             Err(Error::NoNode) if !parents_made => {
                 create_parents(client, &path, container_parents).await?;
                 parents_made = true;
@@ -268,11 +280,51 @@ pub(crate) async fn create_protected(
                     Err(e) => return Err(e),
                 };
                 if let Some(found) = children.iter().find(|c| c.starts_with(&prefix)) {
+                    cleanup.armed = false;
                     return Ok(join(dir, found));
                 }
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Deletes the protected node of an unfinished [`create_protected`] when
+/// dropped armed (Curator's protected-mode cleanup).
+struct ProtectedCleanup<'a> {
+    client: &'a Client,
+    dir: &'a str,
+    prefix: &'a str,
+    armed: bool,
+}
+
+impl Drop for ProtectedCleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, dir, prefix) = (
+            self.client.clone(),
+            self.dir.to_owned(),
+            self.prefix.to_owned(),
+        );
+        runtime.spawn(async move {
+            // Sent after the create on the same session, so answered after
+            // it was applied.
+            let children = match retry(|| client.get_children(&dir)).await {
+                Ok(children) => children,
+                Err(_) => return,
+            };
+            for child in children.iter().filter(|c| c.starts_with(&prefix)) {
+                let path = join(&dir, child);
+                if let Err(e) = delete_quietly(&client, &path).await {
+                    tracing::debug!(%path, error = %e, "abandoned protected node not deleted");
+                }
+            }
+        });
     }
 }
 
