@@ -870,10 +870,11 @@ fn reconfig_blocks(output: &str) -> Vec<Vec<String>> {
             blocks.push(std::mem::take(&mut current));
             continue;
         }
-        let line = match line.split_once("version=") {
-            Some((before, _)) if before.is_empty() => "version=V".to_owned(),
-            // `config`'s first line is the version too, in hex.
-            _ => line.to_owned(),
+        // Config versions are zxids, different in each run.
+        let line = if line.starts_with("version=") {
+            "version=V".to_owned()
+        } else {
+            line.to_owned()
         };
         current.push(normalise_line(&line, &mut first_zxid));
     }
