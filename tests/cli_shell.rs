@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::CorralServer;
+use support::{ApacheZk, CorralServer};
 
 /// Longest any one shell run may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -474,9 +474,9 @@ fn zkcli_available() -> bool {
 /// The commands compared; `%R%` is each shell's own root node (so the two
 /// runs don't meet), `%HOSTPORT%` the server. zkCli prints events from
 /// another thread: a few round trips around `printwatches off` let it print
-/// (or silence) the events before the switch flips. Every node is created with
-/// data (the Rust client cannot create null data, which zkCli prints as
-/// `null`), and nothing lists what the other run leaves behind.
+/// (or silence) the events before the switch flips. `create` without data
+/// stores null, which `get` prints as `null` in both shells; nothing lists
+/// what the other run leaves behind.
 const SCRIPT: &str = r#"
 create %R% root
 create %R%/a hello
@@ -499,6 +499,9 @@ create %R%/trailing/ x
 create zn/relative x
 create %R%/spaces "a b c"
 create %R%/sq 'it is'
+create %R%/nodata
+create %R%/emptydata ""
+create -t 100000 %R%/ttlnodata
 create -x %R%/x x
 ls %R%
 ls -s %R%
@@ -510,6 +513,10 @@ ls
 ls zn
 get %R%/a
 get %R%/spaces
+get %R%/nodata
+get -s %R%/nodata
+get %R%/emptydata
+get %R%/ttlnodata
 get %R%/missing
 get -s %R%/a
 get %R%/a 1
@@ -809,4 +816,151 @@ fn get_prints_null_for_a_node_whose_data_is_null() {
     let run = one_shot(&addr, &["get", "/nul"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.ends_with("null\n"), "{run:?}");
+
+    // `corral cli create` without data stores null too, as zkCli does; an
+    // empty argument stores empty data.
+    let run = one_shot(&addr, &["create", "/cli-null"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = one_shot(&addr, &["get", "/cli-null"]);
+    assert!(run.stdout.ends_with("null\n"), "{run:?}");
+    let run = one_shot(&addr, &["create", "/cli-empty", ""]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = one_shot(&addr, &["get", "/cli-empty"]);
+    assert!(!run.stdout.ends_with("null\n"), "{run:?}");
+}
+
+/// `reconfig`'s commands for [`reconfig_prints_what_zkcli_prints`]; the
+/// membership ends as it began (member 1 alone), so a second shell starts
+/// from the same state.
+const RECONFIG_SCRIPT: &str = r#"
+reconfig -add %OBS2%
+addauth digest super:su-pw
+reconfig -v 1 -remove 2
+reconfig -add %OBS2%
+reconfig -s -remove 2
+reconfig -add %PART3%
+reconfig -members %S1%,%OBS4%
+reconfig -remove 4
+reconfig -file %FILE%
+reconfig -file /nonexistent/zoo.dyn
+reconfig
+reconfig -v zz -remove 2
+reconfig -add %OBS2% -members %S1%
+config
+"#;
+
+/// Each command's output in a shell's run of `commands` (each followed by
+/// `version`), normalised: config versions `V`, zxids relative, times `T`.
+fn reconfig_blocks(output: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current = Vec::new();
+    let mut first_zxid = None;
+    for line in output.lines() {
+        if line.starts_with("SLF4J:")
+            || line.starts_with("Connecting to ")
+            || line == "Welcome to ZooKeeper!"
+            || line == "JLine support is disabled"
+            || line.trim().is_empty()
+            || line == "WATCHER::"
+            || line.starts_with("WatchedEvent ")
+        {
+            continue;
+        }
+        if line.starts_with("ZooKeeper CLI version:") {
+            blocks.push(std::mem::take(&mut current));
+            continue;
+        }
+        // Config versions are zxids, different in each run.
+        let line = if line.starts_with("version=") {
+            "version=V".to_owned()
+        } else {
+            line.to_owned()
+        };
+        current.push(normalise_line(&line, &mut first_zxid));
+    }
+    blocks.push(current);
+    blocks
+}
+
+#[test]
+fn reconfig_prints_what_zkcli_prints() {
+    if !zkcli_available() {
+        return;
+    }
+    let Some(zk) = ApacheZk::try_start_quorum_of_one(&["reconfigEnabled=true"]) else {
+        return;
+    };
+    let addr = zk.connect_string();
+    // The running member's line, exactly as ZooKeeper writes it.
+    let config = one_shot(&addr, &["get", "/zookeeper/config"]).stdout;
+    let member1 = config
+        .lines()
+        .find(|l| l.starts_with("server.1="))
+        .unwrap_or_else(|| panic!("no server.1 in {config:?}"))
+        .to_owned();
+    let absent = |id: u32, role: &str| {
+        format!(
+            "server.{id}=127.0.0.1:{}:{}:{role};127.0.0.1:{}",
+            support::free_port(),
+            support::free_port(),
+            support::free_port()
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zoo.cfg.dynamic");
+    std::fs::write(&file, format!("{member1}\n")).unwrap();
+    let commands: Vec<String> = RECONFIG_SCRIPT
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.replace("%S1%", &member1)
+                .replace("%OBS2%", &absent(2, "observer"))
+                .replace("%PART3%", &absent(3, "participant"))
+                .replace("%OBS4%", &absent(4, "observer"))
+                .replace("%FILE%", &file.display().to_string())
+        })
+        .collect();
+    let mut input = String::new();
+    for cmd in &commands {
+        input.push_str(cmd);
+        input.push_str("\nversion\n");
+    }
+
+    let mut zkcli = Command::new("sh");
+    zkcli
+        .arg("-c")
+        .arg("exec \"$0\" -server \"$1\" 2>&1")
+        .arg(zkcli_path())
+        .arg(&addr)
+        .env(
+            "CLIENT_JVMFLAGS",
+            "-Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        )
+        .env("ZOO_LOG_DIR", std::env::temp_dir());
+    let theirs_run = run_process(zkcli, &input);
+    let theirs = reconfig_blocks(&theirs_run.stdout);
+    let ours_run = corral_interactive(&addr, &input);
+    let ours = reconfig_blocks(&format!("{}{}", ours_run.stdout, ours_run.stderr));
+    assert_eq!(
+        theirs.len(),
+        commands.len() + 1,
+        "zkCli's output did not split into one block per command:\n{}",
+        theirs_run.stdout
+    );
+    // The script did reconfigure: zkCli committed something.
+    assert!(
+        theirs_run.stdout.contains("Committed new configuration:"),
+        "{}",
+        theirs_run.stdout
+    );
+    for (i, (mine, theirs)) in ours.iter().zip(&theirs).enumerate() {
+        let command = if i == 0 { "<start>" } else { &commands[i - 1] };
+        assert_eq!(
+            mine, theirs,
+            "after `{command}`: corral cli (left) and zkCli.sh (right) differ; zkCli:\n{}\ncorral:\n{ours_run:?}",
+            theirs_run.stdout
+        );
+    }
+    assert_eq!(ours.len(), theirs.len());
 }

@@ -226,6 +226,16 @@ impl ApacheZk {
     }
 
     pub fn try_start_with(extra_cfg: &[&str]) -> Option<ApacheZk> {
+        Self::try_start_as(extra_cfg, false)
+    }
+
+    /// ZooKeeper as participant 1 of a quorum of one (`standaloneEnabled=false`,
+    /// a `server.1` line and `myid`): a standalone server cannot reconfigure.
+    pub fn try_start_quorum_of_one(extra_cfg: &[&str]) -> Option<ApacheZk> {
+        Self::try_start_as(extra_cfg, true)
+    }
+
+    fn try_start_as(extra_cfg: &[&str], quorum_of_one: bool) -> Option<ApacheZk> {
         if !zookeeper_available() {
             return None;
         }
@@ -234,7 +244,22 @@ impl ApacheZk {
             .tempdir()
             .expect("tempdir");
         let port = free_port();
-        let cfg = write_zoo_cfg(dir.path(), port, extra_cfg);
+        let mut extra: Vec<String> = extra_cfg.iter().map(|l| l.to_string()).collect();
+        if quorum_of_one {
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("create dataDir");
+            std::fs::write(data.join("myid"), "1\n").expect("write myid");
+            extra.push("standaloneEnabled=false".into());
+            extra.push("initLimit=10".into());
+            extra.push("syncLimit=5".into());
+            extra.push(format!(
+                "server.1=127.0.0.1:{}:{}:participant;127.0.0.1:{port}",
+                free_port(),
+                free_port()
+            ));
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let cfg = write_zoo_cfg(dir.path(), port, &extra);
         let mut classpath = zk_jar().display().to_string();
         // Debian ships slf4j-simple: with it ZooKeeper logs to the captured output instead
         // of printing "NOP logger" and nothing else.

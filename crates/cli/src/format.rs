@@ -172,9 +172,13 @@ pub fn keeper_message(err: &Error, path: Option<&str>) -> String {
     let Some(code) = keeper_code(err) else {
         return err.to_string();
     };
+    // KeeperException.getMessage leaves out " for <path>" when the path is
+    // null or empty (reconfig's errors carry an empty one).
     match path {
-        Some(path) => format!("KeeperErrorCode = {} for {path}", code_message(code)),
-        None => format!("KeeperErrorCode = {}", code_message(code)),
+        Some(path) if !path.is_empty() => {
+            format!("KeeperErrorCode = {} for {path}", code_message(code))
+        }
+        _ => format!("KeeperErrorCode = {}", code_message(code)),
     }
 }
 

@@ -138,6 +138,16 @@ impl Client {
         self.client.session_id()
     }
 
+    /// See [`crate::Client::expired_sessions`].
+    pub fn expired_sessions(&self) -> u64 {
+        self.client.expired_sessions()
+    }
+
+    /// See [`crate::Client::is_finished`].
+    pub fn is_finished(&self) -> bool {
+        self.client.is_finished()
+    }
+
     pub fn session_timeout(&self) -> Duration {
         self.client.session_timeout()
     }
@@ -173,6 +183,28 @@ impl Client {
         self.block_on(self.client.create_ttl(path, data, acl, mode, ttl))
     }
 
+    /// `data` `None` stores null data; see [`crate::Client::create_nullable`].
+    pub fn create_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<(String, Stat), Error> {
+        self.block_on(self.client.create_nullable(path, data, acl, mode))
+    }
+
+    pub fn create_ttl_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Duration,
+    ) -> Result<(String, Stat), Error> {
+        self.block_on(self.client.create_ttl_nullable(path, data, acl, mode, ttl))
+    }
+
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<(), Error> {
         self.block_on(self.client.delete(path, version))
     }
@@ -188,6 +220,11 @@ impl Client {
 
     pub fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), Error> {
         self.block_on(self.client.get_data(path))
+    }
+
+    /// Null data as `None`; see [`crate::Client::get_data_nullable`].
+    pub fn get_data_nullable(&self, path: &str) -> Result<(Option<Vec<u8>>, Stat), Error> {
+        self.block_on(self.client.get_data_nullable(path))
     }
 
     pub fn get_data_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, Watch), Error> {
@@ -234,6 +271,39 @@ impl Client {
 
     pub fn get_config(&self) -> Result<(Vec<u8>, Stat), Error> {
         self.block_on(self.client.get_config())
+    }
+
+    /// See [`crate::Client::reconfig_incremental`].
+    pub fn reconfig_incremental(
+        &self,
+        joining: &[&str],
+        leaving: &[&str],
+        from_config: Option<i64>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        self.block_on(
+            self.client
+                .reconfig_incremental(joining, leaving, from_config),
+        )
+    }
+
+    /// See [`crate::Client::reconfig_members`].
+    pub fn reconfig_members(
+        &self,
+        members: &[&str],
+        from_config: Option<i64>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        self.block_on(self.client.reconfig_members(members, from_config))
+    }
+
+    /// See [`crate::Client::reconfig`].
+    pub fn reconfig(
+        &self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        members: Option<&str>,
+        from_config: Option<i64>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        self.block_on(self.client.reconfig(joining, leaving, members, from_config))
     }
 
     pub fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), Error> {
@@ -283,7 +353,7 @@ impl Drop for Client {
     fn drop(&mut self) {
         // Inside an async runtime, block_on would panic: the session then
         // ends by timeout on the server instead.
-        if Handle::try_current().is_err() && !self.client.state().is_terminal() {
+        if Handle::try_current().is_err() && !self.client.is_finished() {
             let client = self.client.clone();
             self.handle.block_on(async move {
                 let _ = tokio::time::timeout(CLOSE_ON_DROP_TIMEOUT, client.close()).await;

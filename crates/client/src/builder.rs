@@ -40,6 +40,7 @@ pub struct ClientBuilder {
     watch_stream_capacity: usize,
     max_packet_bytes: usize,
     shuffle_hosts: bool,
+    renew_expired: bool,
 }
 
 impl Default for ClientBuilder {
@@ -55,6 +56,7 @@ impl Default for ClientBuilder {
             watch_stream_capacity: 1024,
             max_packet_bytes: DEFAULT_MAX_BUFFER_BYTES,
             shuffle_hosts: true,
+            renew_expired: false,
         }
     }
 }
@@ -132,6 +134,21 @@ impl ClientBuilder {
         self
     }
 
+    /// After the session expires, start a new one on the same [`Client`]
+    /// instead of ending (default: off, expiry is terminal). This is what
+    /// Curator does with a new ZooKeeper handle after LOST, and what lets
+    /// the recipes re-join: the state goes `Expired` → `Connecting` →
+    /// `Connected` with a new [`Client::session_id`]; watchers and
+    /// requests in flight see the expiry as usual (`Expired`,
+    /// [`Error::SessionExpired`]), requests made later go to the new
+    /// session. The ephemerals and watches of the old session are gone:
+    /// whoever relied on them must set them up again (the recipes do).
+    /// Without a server, the client keeps trying until closed.
+    pub fn renew_session_on_expiry(mut self, renew: bool) -> Self {
+        self.renew_expired = renew;
+        self
+    }
+
     /// Parses `connect_string`, starts the session task on the current
     /// tokio runtime and waits until the session is established (and the
     /// builder's credentials accepted).
@@ -152,6 +169,7 @@ impl ClientBuilder {
             max_packet_bytes: self.max_packet_bytes,
             session: self.session,
             auth: self.auth,
+            renew_expired: self.renew_expired,
         };
         let (commands_tx, commands_rx) = mpsc::channel(self.request_queue_len);
         let (close_tx, close_rx) = watch::channel(false);
@@ -177,6 +195,7 @@ impl ClientBuilder {
             shared,
             parsed.chroot,
             self.watch_stream_capacity,
+            self.renew_expired,
         );
         match ready_rx.await {
             Ok(Ok(())) => Ok(client),

@@ -13,7 +13,8 @@ use std::time::Duration;
 use corral_proto::records::{
     AddWatchRequest, CheckWatchesRequest, ClientInfo, DeleteRequest, ExistsRequest, GetAclRequest,
     GetAllChildrenNumberRequest, GetChildren2Request, GetChildrenRequest, GetDataRequest,
-    GetEphemeralsRequest, RemoveWatchesRequest, SetAclRequest, SetDataRequest, SyncRequest,
+    GetEphemeralsRequest, ReconfigRequest, RemoveWatchesRequest, SetAclRequest, SetDataRequest,
+    SyncRequest,
 };
 use corral_proto::{
     Acl, AddWatchMode, CreateKind, CreateMode, CreateOp, Request, Response, Stat, WatcherType,
@@ -52,6 +53,8 @@ struct Inner {
     shared: Arc<Shared>,
     chroot: Chroot,
     watch_stream_capacity: usize,
+    /// [`ClientBuilder::renew_session_on_expiry`].
+    renews_expired: bool,
 }
 
 impl Client {
@@ -73,6 +76,7 @@ impl Client {
         shared: Arc<Shared>,
         chroot: Chroot,
         watch_stream_capacity: usize,
+        renews_expired: bool,
     ) -> Client {
         Client {
             inner: Arc::new(Inner {
@@ -82,6 +86,7 @@ impl Client {
                 shared,
                 chroot,
                 watch_stream_capacity,
+                renews_expired,
             }),
         }
     }
@@ -99,7 +104,43 @@ impl Client {
         self.inner.state.clone()
     }
 
-    /// The session id the server assigned.
+    /// True when this client starts a new session after an expiry
+    /// ([`ClientBuilder::renew_session_on_expiry`]).
+    pub fn renews_expired_sessions(&self) -> bool {
+        self.inner.renews_expired
+    }
+
+    /// How many sessions of this client have expired so far (only a
+    /// renewing client goes on after one). Whoever set up ephemerals or
+    /// watches under a lower count must set them up again; comparing
+    /// counts cannot miss an expiry the way watching the state can.
+    pub fn expired_sessions(&self) -> u64 {
+        self.inner.shared.sessions_expired.load(Ordering::Relaxed)
+    }
+
+    /// True once nothing more can happen on this client: closed, refused
+    /// credentials, or expired without renewal.
+    pub fn is_finished(&self) -> bool {
+        self.is_final(self.state())
+    }
+
+    /// True when `state` is final for this client (see
+    /// [`Client::is_finished`]).
+    pub(crate) fn is_final(&self, state: SessionState) -> bool {
+        state.is_terminal() && !(state == SessionState::Expired && self.inner.renews_expired)
+    }
+
+    /// Resolves once [`Client::is_finished`] is true.
+    pub async fn finished(&self) {
+        let mut states = self.inner.state.clone();
+        let renews = self.inner.renews_expired;
+        let _ = states
+            .wait_for(|s| s.is_terminal() && !(*s == SessionState::Expired && renews))
+            .await;
+    }
+
+    /// The session id the server assigned (0 while a renewing client has
+    /// no session).
     pub fn session_id(&self) -> i64 {
         self.inner.shared.info().session_id
     }
@@ -129,9 +170,8 @@ impl Client {
     /// queued fail with [`Error::ClientClosed`]. Closing twice is fine.
     pub async fn close(&self) -> Result<(), Error> {
         self.inner.close.send_replace(true);
-        let mut state = self.inner.state.clone();
-        // An error means the task is gone, which is closed enough.
-        let _ = state.wait_for(|s| s.is_terminal()).await;
+        // Returns when the task is gone too, which is closed enough.
+        self.finished().await;
         Ok(())
     }
 
@@ -178,7 +218,7 @@ impl Client {
     pub(crate) fn create_op(
         &self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl: Option<Duration>,
@@ -205,7 +245,7 @@ impl Client {
         Ok(CreateOp {
             kind,
             path: self.inner.chroot.to_server(path),
-            data: Some(data.to_vec()),
+            data: data.map(<[u8]>::to_vec),
             acl: acl.to_vec(),
             flags: mode.flags(),
             ttl_ms,
@@ -224,6 +264,20 @@ impl Client {
         acl: &[Acl],
         mode: CreateMode,
     ) -> Result<(String, Stat), Error> {
+        self.create_nullable(path, Some(data), acl, mode).await
+    }
+
+    /// Like [`Client::create`], and `data` `None` stores null data (what a
+    /// Java client stores for `create(path, null, …)` and zkCli for
+    /// `create /a` without data): [`Client::get_data_nullable`] reads it
+    /// back as `None`, where empty data reads as `Some(vec![])`.
+    pub async fn create_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<(String, Stat), Error> {
         let op = self.create_op(path, data, acl, mode, None, CreateKind::Create2)?;
         self.create_with(op).await
     }
@@ -236,6 +290,20 @@ impl Client {
         &self,
         path: &str,
         data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Duration,
+    ) -> Result<(String, Stat), Error> {
+        self.create_ttl_nullable(path, Some(data), acl, mode, ttl)
+            .await
+    }
+
+    /// Like [`Client::create_ttl`]; `data` `None` stores null data (see
+    /// [`Client::create_nullable`]).
+    pub async fn create_ttl_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl: Duration,
@@ -515,6 +583,70 @@ impl Client {
         }
     }
 
+    /// Changes the ensemble's membership incrementally (ZooKeeperAdmin's
+    /// `reconfigure(joining, leaving, null, fromConfig)`): `joining` are
+    /// server lines as in a dynamic config file
+    /// (`server.4=host:2888:3888:observer;2181`), `leaving` server ids.
+    /// `from_config` is the config version (the `version=` hex value of
+    /// [`Client::get_config`]) the change is based on; `None` applies it to
+    /// whatever is current, `Some` fails with `BadVersion` if that moved.
+    /// Answers the new configuration and the Stat of `/zookeeper/config`.
+    ///
+    /// The server must run with `reconfigEnabled=true` (else
+    /// `ReconfigDisabled`), and the session needs WRITE on
+    /// `/zookeeper/config` (a super user, or `skipACL`; else `NoAuth`).
+    pub async fn reconfig_incremental(
+        &self,
+        joining: &[&str],
+        leaving: &[&str],
+        from_config: Option<i64>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        self.reconfig(
+            join_nonempty(joining).as_deref(),
+            join_nonempty(leaving).as_deref(),
+            None,
+            from_config,
+        )
+        .await
+    }
+
+    /// Replaces the whole membership (ZooKeeperAdmin's non-incremental
+    /// `reconfigure(null, null, newMembers, fromConfig)`): `members` are
+    /// every server line of the new configuration. See
+    /// [`Client::reconfig_incremental`] for `from_config`, the answer and
+    /// the permissions needed.
+    pub async fn reconfig_members(
+        &self,
+        members: &[&str],
+        from_config: Option<i64>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        let members = join_nonempty(members).ok_or(Error::BadArguments)?;
+        self.reconfig(None, None, Some(&members), from_config).await
+    }
+
+    /// reconfig (16) as it goes on the wire: comma-separated `joining`
+    /// server lines and `leaving` ids, or comma- or newline-separated
+    /// `members` (the server refuses mixing the two forms); absent parts
+    /// are sent as null strings, as ZooKeeperAdmin sends them.
+    pub async fn reconfig(
+        &self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        members: Option<&str>,
+        from_config: Option<i64>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        let request = Request::Reconfig(ReconfigRequest {
+            joining_servers: joining.map(str::to_owned),
+            leaving_servers: leaving.map(str::to_owned),
+            new_members: members.map(str::to_owned),
+            cur_config_id: from_config.unwrap_or(-1),
+        });
+        match self.call(request, None).await? {
+            Response::Reconfig(r) => Ok((r.data.unwrap_or_default(), r.stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     // ----- auth -----
 
     /// Adds credentials to the session, e.g. `add_auth("digest",
@@ -600,6 +732,12 @@ impl Client {
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// `parts` joined with commas, `None` when there are none (ZooKeeper
+/// reads an empty string as one empty, invalid entry).
+fn join_nonempty(parts: &[&str]) -> Option<String> {
+    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 /// A reply of the wrong shape for its request: a server bug.

@@ -89,6 +89,18 @@ impl<'a> MultiBuilder<'a> {
     /// Creates a node (containers as createContainer; TTL modes need
     /// [`MultiBuilder::create_ttl`]).
     pub fn create(self, path: &str, data: &[u8], acl: &[Acl], mode: CreateMode) -> Self {
+        self.create_nullable(path, Some(data), acl, mode)
+    }
+
+    /// Like [`MultiBuilder::create`]; `data` `None` stores null data (see
+    /// [`Client::create_nullable`]).
+    pub fn create_nullable(
+        self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Self {
         let op = self
             .client
             .create_op(path, data, acl, mode, None, CreateKind::Create)
@@ -101,6 +113,18 @@ impl<'a> MultiBuilder<'a> {
         self,
         path: &str,
         data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Duration,
+    ) -> Self {
+        self.create_ttl_nullable(path, Some(data), acl, mode, ttl)
+    }
+
+    /// Like [`MultiBuilder::create_ttl`]; `data` `None` stores null data.
+    pub fn create_ttl_nullable(
+        self,
+        path: &str,
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl: Duration,

@@ -12,14 +12,16 @@
 //! the task tries the next server until the session timeout has passed
 //! (then the session is Expired). Requests not yet sent stay queued and go
 //! out on the next connection. Expired, AuthFailed and Closed are terminal:
-//! everything still queued fails and the task ends.
+//! everything still queued fails and the task ends — except Expired when
+//! the builder asked for renewal: then the expiry is reported (state,
+//! watchers, requests in flight) and the task goes on with a new session.
 //!
 //! Bounded everywhere: the request queue (a bounded channel the callers
 //! wait on), requests in flight, bytes buffered for writing, and the frame
 //! size in both directions.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +31,8 @@ use corral_proto::opcode::xid;
 use corral_proto::records::{AuthPacket, ConnectRequest, ConnectResponse, WatcherEvent};
 use corral_proto::response::encode_connect_request;
 use corral_proto::{
-    decode_frame, decode_record, decode_reply, ErrorCode, OpCode, Record, Request, Response,
+    decode_frame, decode_record, decode_reply, ErrorCode, KeeperState, OpCode, Record, Request,
+    Response,
 };
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,6 +75,9 @@ pub(crate) struct SessionConfig {
     pub session: Option<(i64, Vec<u8>)>,
     /// Sent on every connection, before any request.
     pub auth: Vec<(String, Vec<u8>)>,
+    /// After an expiry, start a new session instead of ending (Curator's
+    /// new ZooKeeper handle after LOST).
+    pub renew_expired: bool,
 }
 
 /// A caller's request to the task.
@@ -115,6 +121,9 @@ pub(crate) struct SessionInfo {
 pub(crate) struct Shared {
     pub info: Mutex<SessionInfo>,
     pub last_zxid: AtomicI64,
+    /// Sessions that expired under a renewing client: a recipe that saw
+    /// a lower count knows its ephemerals and watches are gone.
+    pub sessions_expired: AtomicU64,
 }
 
 impl Shared {
@@ -254,6 +263,22 @@ impl SessionTask {
         loop {
             let conn = match self.connect(deadline).await {
                 Ok(conn) => conn,
+                // A session existed (the client was handed out) and the
+                // application asked for a new one after an expiry.
+                Err(Terminal::Expired) if self.config.renew_expired && self.ready.is_none() => {
+                    self.expire_and_renew();
+                    deadline = Instant::now() + self.config.connect_timeout;
+                    continue;
+                }
+                // No server for the replacement session yet: keep trying
+                // (Curator retries forever too); `close` still ends it.
+                Err(Terminal::ConnectFailed(e))
+                    if self.config.renew_expired && self.ready.is_none() =>
+                {
+                    tracing::warn!(error = %e, "no server for a new session yet; still trying");
+                    deadline = Instant::now() + self.config.connect_timeout;
+                    continue;
+                }
                 Err(terminal) => return terminal,
             };
             let state = if conn.read_only {
@@ -285,6 +310,31 @@ impl SessionTask {
                 }
             }
         }
+    }
+
+    /// The session expired and a new one is wanted: report the expiry as
+    /// a terminal task would (state Expired, every watcher resolved with
+    /// it, requests in flight failed with SessionExpired), then forget the
+    /// session so that the next connection asks for a new one. Requests
+    /// still queued go out on the new session; credentials are resent.
+    fn expire_and_renew(&mut self) {
+        tracing::info!(
+            session = format_args!("{:#x}", self.session_id),
+            "session expired; starting a new session"
+        );
+        self.channels.state.send_replace(SessionState::Expired);
+        self.fail_in_flight(&Error::SessionExpired);
+        self.watches.terminate(KeeperState::Expired);
+        self.session_id = 0;
+        self.password = vec![0; 16];
+        self.negotiated_timeout = self.config.session_timeout;
+        {
+            let mut info = self.shared.info();
+            info.session_id = 0;
+            info.password = self.password.clone();
+        }
+        self.shared.sessions_expired.fetch_add(1, Ordering::Relaxed);
+        self.channels.state.send_replace(SessionState::Connecting);
     }
 
     /// Publishes the final state and fails everything still waiting.

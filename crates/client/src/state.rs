@@ -8,13 +8,16 @@ use corral_proto::KeeperState;
 ///
 /// ```text
 /// Connecting ──► Connected ◄──► Disconnected ──► Expired
-///      │          │    ▲                 │
-///      │          ▼    │                 └─────► Closed / AuthFailed
+///  ▲   │          │    ▲                 │         │
+///  │   │          ▼    │                 │         │ (renewing client)
+///  └───┼──────────┼────┼─────────────────┼─────────┘
+///      │          │    │                 └─────► Closed / AuthFailed
 ///      └──────► Closed, AuthFailed, Expired (terminal)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionState {
-    /// Establishing the first connection of a new session.
+    /// Establishing the first connection of a new session (also of the
+    /// new session after an expiry, for a renewing client).
     Connecting,
     /// Connected; requests flow.
     Connected,
@@ -26,7 +29,9 @@ pub enum SessionState {
     /// session timeout. Requests wait in the queue meanwhile.
     Disconnected,
     /// The session is gone (the server said so, or no server could be
-    /// reached within the session timeout). Terminal.
+    /// reached within the session timeout). Terminal, unless the client
+    /// renews expired sessions: then `Connecting` follows, for a new
+    /// session.
     Expired,
     /// The server refused the credentials. Terminal.
     AuthFailed,
@@ -36,7 +41,9 @@ pub enum SessionState {
 }
 
 impl SessionState {
-    /// True once nothing more can happen on this client.
+    /// True for the states that end a session. `Expired` is final only
+    /// for a client that does not renew sessions; see
+    /// [`crate::Client::is_finished`].
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -544,3 +544,55 @@ async fn connecting_to_nothing_fails_with_the_hosts_tried() {
         Err(Error::InvalidConnectString { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_created_with_null_data_reads_back_null_not_empty() {
+    for server in servers().await {
+        eprintln!("--- against {}", server.name);
+        let name = server.name;
+        let c = server.client().await;
+        let (_, stat) = c
+            .create_nullable("/null", None, &open(), CreateMode::Persistent)
+            .await
+            .unwrap();
+        assert_eq!(stat.data_length, 0, "[{name}]");
+        c.create_nullable("/empty", Some(b""), &open(), CreateMode::Persistent)
+            .await
+            .unwrap();
+        c.create_ttl_nullable(
+            "/null-ttl",
+            None,
+            &open(),
+            CreateMode::PersistentWithTtl,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        c.multi()
+            .create_nullable("/null/m", None, &open(), CreateMode::Persistent)
+            .create_nullable("/null/e", Some(b""), &open(), CreateMode::Persistent)
+            .commit()
+            .await
+            .unwrap();
+        for (path, want) in [
+            ("/null", None),
+            ("/empty", Some(Vec::new())),
+            ("/null-ttl", None),
+            ("/null/m", None),
+            ("/null/e", Some(Vec::new())),
+        ] {
+            let (data, _) = c.get_data_nullable(path).await.unwrap();
+            assert_eq!(data, want, "[{name}] {path}");
+        }
+        // The plain reads keep answering empty for null.
+        assert_eq!(c.get_data("/null").await.unwrap().0, b"");
+        // Setting data replaces null like any other value.
+        c.set_data("/null", b"x", None).await.unwrap();
+        assert_eq!(
+            c.get_data_nullable("/null").await.unwrap().0,
+            Some(b"x".to_vec())
+        );
+        c.close().await.unwrap();
+        server.stop().await;
+    }
+}

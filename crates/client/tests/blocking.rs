@@ -26,6 +26,10 @@ fn the_blocking_client_works_from_plain_threads() {
         let (path, stat) = c.create("/b", b"1", &open, CreateMode::Persistent).unwrap();
         assert_eq!((path.as_str(), stat.version), ("/b", 0));
         assert_eq!(c.get_data("/b").unwrap().0, b"1");
+        c.create_nullable("/null", None, &open, CreateMode::Persistent)
+            .unwrap();
+        assert_eq!(c.get_data_nullable("/null").unwrap().0, None);
+        assert_eq!(c.get_data("/null").unwrap().0, b"");
 
         let (_, _, watch) = c.get_data_watch("/b").unwrap();
         let watch = watch

@@ -92,10 +92,21 @@ const RECONFIG_OPTIONS: &[(&str, bool)] = &[
     ("remove", true),
 ];
 
-/// Checks the arguments as zkCli does, then reports that reconfiguration is
-/// unavailable: Corral answers ReconfigDisabled, and the Rust client has no
-/// reconfig call, so the answer is given here without asking.
-pub fn reconfig(words: &[String]) -> CmdResult {
+/// What `reconfig`'s options ask for, once checked as zkCli checks them.
+#[derive(Debug, PartialEq, Eq)]
+struct ReconfigArgs {
+    joining: Option<String>,
+    leaving: Option<String>,
+    members: Option<String>,
+    /// `-v`, hex; `None` (-1 on the wire) when not given.
+    from_config: Option<i64>,
+    stats: bool,
+}
+
+/// `ReconfigCommand.parse`: commons-cli options (several are words, like
+/// `-members`), then the checks in zkCli's order. Values are lowercased as
+/// zkCli does; `-file` is read as a dynamic config file.
+fn reconfig_args(words: &[String]) -> Result<ReconfigArgs, CliError> {
     let mut given: Vec<(&str, Option<&str>)> = Vec::new();
     let mut rest = words.iter().skip(1);
     while let Some(word) = rest.next() {
@@ -121,14 +132,18 @@ pub fn reconfig(words: &[String]) -> CmdResult {
         };
         given.push((name, value));
     }
+    // commons-cli answers the first value of an option given twice.
+    let value = |name: &str| given.iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v);
     let has = |name: &str| given.iter().any(|(n, _)| *n == name);
-    if let Some((_, Some(v))) = given.iter().find(|(n, _)| *n == "v") {
-        if i64::from_str_radix(v, 16).is_err() {
-            return Err(CliError::failed(
-                "-v must be followed by a long (configuration version)",
-            ));
-        }
+    if !(has("file") || has("members") || has("add") || has("remove")) {
+        return Err(usage_error("reconfig"));
     }
+    let from_config = match value("v") {
+        Some(v) => Some(i64::from_str_radix(v, 16).map_err(|_| {
+            CliError::failed("-v must be followed by a long (configuration version)")
+        })?),
+        None => None,
+    };
     if (has("file") || has("members")) && (has("add") || has("remove")) {
         return Err(CliError::failed(
             "Can't use -file or -members together with -add or -remove (mixing incremental and \
@@ -140,10 +155,124 @@ pub fn reconfig(words: &[String]) -> CmdResult {
             "Can't use -file and -members together (conflicting non-incremental modes)",
         ));
     }
-    if !(has("file") || has("members") || has("add") || has("remove")) {
-        return Err(usage_error("reconfig"));
+    let mut members = value("members").map(str::to_lowercase);
+    if let Some(file) = value("file") {
+        // zkCli glues the file name and the reason together, no space.
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            CliError::failed(format!("Error processing {file}{}", io_reason(file, &e)))
+        })?;
+        members = Some(
+            dynamic_config_members(&text)
+                .map_err(|reason| CliError::failed(format!("Error processing {file}{reason}")))?,
+        );
     }
-    Err(CliError::failed("KeeperErrorCode = Reconfig is disabled"))
+    Ok(ReconfigArgs {
+        joining: value("add").map(str::to_lowercase),
+        leaving: value("remove").map(str::to_lowercase),
+        members,
+        from_config,
+        stats: has("s"),
+    })
+}
+
+/// The message of Java's `FileNotFoundException` and friends.
+fn io_reason(file: &str, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{file} (No such file or directory)"),
+        std::io::ErrorKind::PermissionDenied => format!("{file} (Permission denied)"),
+        _ => e.to_string(),
+    }
+}
+
+/// `QuorumPeerConfig.parseDynamicConfig(file).toString()`, which zkCli
+/// sends as the new members for `-file`: every `server.N` line in id
+/// order, written back in canonical form (`host:port:port:role`, a bare
+/// client port as `0.0.0.0:port`), then `version=` in hex.
+fn dynamic_config_members(text: &str) -> Result<String, String> {
+    let mut servers: Vec<(u64, String)> = Vec::new();
+    let mut version: i64 = 0;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with(['#', '!']) {
+            continue;
+        }
+        let (key, value) = match line.find(['=', ':']) {
+            Some(i) => (line[..i].trim(), line[i + 1..].trim()),
+            None => (line, ""),
+        };
+        if let Some(id) = key.strip_prefix("server.") {
+            let id: u64 = id
+                .parse()
+                .map_err(|_| format!("For input string: \"{id}\""))?;
+            servers.push((id, canonical_server(value)?));
+        } else if key == "version" {
+            version = i64::from_str_radix(value, 16)
+                .map_err(|_| format!("For input string: \"{value}\""))?;
+        }
+    }
+    servers.sort_by_key(|(id, _)| *id);
+    let mut out = String::new();
+    for (id, server) in servers {
+        out.push_str(&format!("server.{id}={server}\n"));
+    }
+    out.push_str(&format!("version={version:x}"));
+    Ok(out)
+}
+
+/// One server's address the way `QuorumServer.toString` writes it.
+fn canonical_server(value: &str) -> Result<String, String> {
+    let (server, client) = match value.split_once(';') {
+        Some((server, client)) => (server.trim(), Some(client.trim())),
+        None => (value.trim(), None),
+    };
+    let parts: Vec<&str> = server.split(':').collect();
+    let role = match parts.as_slice() {
+        [_, _, _] => "participant",
+        [_, _, _, role] if role.eq_ignore_ascii_case("participant") => "participant",
+        [_, _, _, role] if role.eq_ignore_ascii_case("observer") => "observer",
+        [_, _, _, role] => return Err(format!("Unrecognised peertype: {role}")),
+        _ => {
+            return Err(format!(
+                "{value} does not have the form server_config or server_config;client_config \
+                 where server_config is the pipe separated list of host:port:port or \
+                 host:port:port:type and client_config is port or host:port"
+            ))
+        }
+    };
+    let mut out = format!("{}:{}:{}:{role}", parts[0], parts[1], parts[2]);
+    match client {
+        Some(client) if client.contains(':') => out.push_str(&format!(";{client}")),
+        Some(port) => out.push_str(&format!(";0.0.0.0:{port}")),
+        None => {}
+    }
+    Ok(out)
+}
+
+/// `reconfig`: asks the server for the membership change and prints what
+/// zkCli prints, "Committed new configuration:" and the new configuration
+/// (then its Stat with `-s`); failures as zkCli's wrapper messages.
+pub async fn reconfig(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
+    let args = reconfig_args(words)?;
+    let client = ctx.client(None).await?;
+    let (config, stat) = client
+        .reconfig(
+            args.joining.as_deref(),
+            args.leaving.as_deref(),
+            args.members.as_deref(),
+            args.from_config,
+        )
+        .await
+        // ZooKeeperAdmin raises reconfig's errors with an empty path, so
+        // zkCli prints e.g. "Insufficient permission : " and nothing after.
+        .map_err(|e| CliError::failed(format::wrapper_message(&e, Some(""))))?;
+    let mut out = format!(
+        "Committed new configuration:\n{}\n",
+        String::from_utf8_lossy(&config)
+    );
+    if args.stats {
+        out.push_str(&format::stat(&stat));
+    }
+    out!("{out}");
+    Ok(())
 }
 
 /// `version`: the Java CLI prints its build; this is Corral's.
@@ -167,23 +296,62 @@ mod tests {
     }
 
     #[test]
-    fn reconfig_checks_its_arguments() {
+    fn reconfig_checks_its_arguments_in_zkclis_order() {
         let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
-            reconfig(&words("reconfig")).unwrap_err().message,
+            reconfig_args(&words("reconfig")).unwrap_err().message,
+            super::super::usage_of("reconfig")
+        );
+        // The usage check comes before the -v check.
+        assert_eq!(
+            reconfig_args(&words("reconfig -v zz")).unwrap_err().message,
             super::super::usage_of("reconfig")
         );
         assert_eq!(
-            reconfig(&words("reconfig -remove 3")).unwrap_err().message,
-            "KeeperErrorCode = Reconfig is disabled"
+            reconfig_args(&words("reconfig -remove 3 -v zz"))
+                .unwrap_err()
+                .message,
+            "-v must be followed by a long (configuration version)"
         );
-        assert!(reconfig(&words("reconfig -file f -add 1"))
+        assert_eq!(
+            reconfig_args(&words(
+                "reconfig -s -v 1f -remove 3,4 -add SERVER.5=H:1:2;3"
+            ))
+            .unwrap(),
+            ReconfigArgs {
+                joining: Some("server.5=h:1:2;3".into()),
+                leaving: Some("3,4".into()),
+                members: None,
+                from_config: Some(0x1f),
+                stats: true,
+            }
+        );
+        assert!(reconfig_args(&words("reconfig -file f -add 1"))
             .unwrap_err()
             .message
             .starts_with("Can't use -file or -members"));
-        assert!(reconfig(&words("reconfig -x 1"))
+        assert!(reconfig_args(&words("reconfig -x 1"))
             .unwrap_err()
             .message
             .contains("Unrecognized option: -x"));
+        assert_eq!(
+            reconfig_args(&words("reconfig -file /nonexistent/zoo.dyn"))
+                .unwrap_err()
+                .message,
+            "Error processing /nonexistent/zoo.dyn/nonexistent/zoo.dyn (No such file or directory)"
+        );
+    }
+
+    #[test]
+    fn a_dynamic_config_file_becomes_canonical_members() {
+        let text = "# members\nserver.2=h2:2888:3888:observer;2182\n\
+                    server.1 = h1:2888:3888;127.0.0.1:2181\nversion=100000002\n";
+        assert_eq!(
+            dynamic_config_members(text).unwrap(),
+            "server.1=h1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=h2:2888:3888:observer;0.0.0.0:2182\nversion=100000002"
+        );
+        assert!(dynamic_config_members("server.1=h1:2888").is_err());
+        assert!(dynamic_config_members("server.x=h1:1:2").is_err());
     }
 }

@@ -162,7 +162,7 @@ pub async fn run(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         "addWatch" => watch::add_watch(ctx, words).await,
         "removewatches" => watch::remove_watches(ctx, words).await,
         "config" => config::config(ctx, words).await,
-        "reconfig" => config::reconfig(words),
+        "reconfig" => config::reconfig(ctx, words).await,
         "version" => {
             config::version();
             Ok(())

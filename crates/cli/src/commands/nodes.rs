@@ -79,9 +79,9 @@ pub async fn create(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
         )));
     }
     let path = p.args[1].as_str();
-    // zkCli sends no data (null) without a data argument; the Rust client
-    // always sends some, so such a node gets empty data.
-    let data = p.args.get(2).map(String::as_bytes).unwrap_or_default();
+    // zkCli sends null data without a data argument (`get` then prints
+    // `null`), and empty data for an empty argument.
+    let data = p.args.get(2).map(String::as_bytes);
     let acl = match p.args.get(3) {
         Some(text) => acl::parse(text),
         None => Acl::open_unsafe(),
@@ -98,9 +98,11 @@ pub async fn create(ctx: &Ctx<'_>, words: &[String]) -> CmdResult {
     let client = ctx.client(Some(path)).await?;
     let created = if ttl {
         let ttl = Duration::from_millis(ttl_ms.unsigned_abs());
-        client.create_ttl(path, data, &acl, mode, ttl).await
+        client
+            .create_ttl_nullable(path, data, &acl, mode, ttl)
+            .await
     } else {
-        client.create(path, data, &acl, mode).await
+        client.create_nullable(path, data, &acl, mode).await
     };
     match created {
         Ok((created, _)) => {

@@ -21,7 +21,7 @@ use corral_proto::{AddWatchMode, EventType, KeeperState, Stat};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use super::{join, retry};
+use super::{is_final, join, retry};
 use crate::{Client, Error, WatchStream, WatchedEvent};
 
 /// Events a subscriber may fall behind before it gets `Lagged`.
@@ -179,8 +179,9 @@ impl Worker {
                     }
                 }
                 None => {
-                    // The stream ended: the session ended, or we lagged.
-                    if self.client.state().is_terminal() {
+                    // The stream ended: the session ended (a renewing
+                    // client goes on with a new one), or we lagged.
+                    if self.client.is_finished() {
                         return;
                     }
                     match self.rewatch(&mut close).await {
@@ -200,7 +201,7 @@ impl Worker {
                     self.rebuild().await;
                     return Some(stream);
                 }
-                Err(e) if e.is_terminal() => return None,
+                Err(e) if is_final(&self.client, &e) => return None,
                 Err(e) => {
                     tracing::debug!(root = %self.root, error = %e, "cache: re-adding the watch");
                     tokio::select! {
@@ -221,6 +222,9 @@ impl Worker {
                     true
                 }
                 KeeperState::Disconnected => true,
+                // The watch went with the session; the stream ends next
+                // and `run` adds it again on the new session.
+                KeeperState::Expired => self.client.renews_expired_sessions(),
                 _ => false,
             },
             EventType::NodeCreated | EventType::NodeDataChanged => {

@@ -16,11 +16,15 @@
 //! not a `Map` expects Jackson's `"@class"` property in it.
 //!
 //! A registration lasts as long as the session: when the client's session
-//! expires the instance disappears, and a new client must register again.
+//! expires the instance disappears. On a client that renews expired
+//! sessions, [`ServiceDiscovery`] registers its `DYNAMIC` instances again
+//! on the new session, as Curator's `ServiceDiscoveryImpl` does on
+//! RECONNECTED (`DYNAMIC_SEQUENTIAL` ones would get a new id, so they are
+//! left to the application).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use corral_proto::{Acl, CreateMode};
@@ -262,11 +266,21 @@ pub struct ServiceDiscovery {
 impl ServiceDiscovery {
     /// Discovery under `base_path` (Curator's `basePath`).
     pub fn new(client: &Client, base_path: &str) -> ServiceDiscovery {
-        ServiceDiscovery {
+        let discovery = ServiceDiscovery {
             client: client.clone(),
             base_path: base_path.to_owned(),
             registered: Arc::default(),
+        };
+        if client.renews_expired_sessions() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(reregister_after_expiry(
+                    client.clone(),
+                    base_path.to_owned(),
+                    Arc::downgrade(&discovery.registered),
+                ));
+            }
         }
+        discovery
     }
 
     fn path_for_name(&self, name: &str) -> String {
@@ -282,41 +296,8 @@ impl ServiceDiscovery {
     /// change, as Curator does. For `DynamicSequential` the returned id
     /// has the server's suffix.
     pub async fn register(&self, instance: &ServiceInstance) -> Result<String, Error> {
-        let path = self.path_for_instance(&instance.name, &instance.id);
-        let mode = match instance.service_type {
-            ServiceType::Dynamic => CreateMode::Ephemeral,
-            ServiceType::DynamicSequential => CreateMode::EphemeralSequential,
-            ServiceType::Static | ServiceType::Permanent => CreateMode::Persistent,
-        };
+        let id = register_instance(&self.client, &self.base_path, instance).await?;
         let mut registered = instance.clone();
-        let bytes = instance.to_json();
-        let acl = Acl::open_unsafe();
-        let mut parents_made = false;
-        let mut replaced = false;
-        let created = loop {
-            match retry(|| self.client.create(&path, &bytes, &acl, mode)).await {
-                Ok((created, _)) => break created,
-                Err(Error::NoNode) if !parents_made => {
-                    create_parents(&self.client, &path, false).await?;
-                    parents_made = true;
-                }
-                Err(Error::NodeExists) if !replaced => {
-                    let ours = match retry(|| self.client.exists(&path)).await? {
-                        Some(stat) => stat.ephemeral_owner == self.client.session_id(),
-                        None => false,
-                    };
-                    if ours {
-                        // Our own (an earlier create whose reply was lost).
-                        retry(|| self.client.set_data(&path, &bytes, None)).await?;
-                        break path.clone();
-                    }
-                    super::delete_quietly(&self.client, &path).await?;
-                    replaced = true;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let id = super::node_name(&created).to_owned();
         registered.id = id.clone();
         if let Ok(mut map) = self.registered.lock() {
             map.insert(id.clone(), registered);
@@ -421,6 +402,90 @@ impl ServiceDiscovery {
             self.unregister(&instance).await?;
         }
         Ok(())
+    }
+}
+
+/// Creates (or replaces) `instance`'s node under `base_path`; answers its
+/// id (with the server's suffix for `DynamicSequential`).
+async fn register_instance(
+    client: &Client,
+    base_path: &str,
+    instance: &ServiceInstance,
+) -> Result<String, Error> {
+    let path = join(&join(base_path, &instance.name), &instance.id);
+    let mode = match instance.service_type {
+        ServiceType::Dynamic => CreateMode::Ephemeral,
+        ServiceType::DynamicSequential => CreateMode::EphemeralSequential,
+        ServiceType::Static | ServiceType::Permanent => CreateMode::Persistent,
+    };
+    let bytes = instance.to_json();
+    let acl = Acl::open_unsafe();
+    let mut parents_made = false;
+    let mut replaced = false;
+    let created = loop {
+        match retry(|| client.create(&path, &bytes, &acl, mode)).await {
+            Ok((created, _)) => break created,
+            Err(Error::NoNode) if !parents_made => {
+                create_parents(client, &path, false).await?;
+                parents_made = true;
+            }
+            Err(Error::NodeExists) if !replaced => {
+                let ours = match retry(|| client.exists(&path)).await? {
+                    Some(stat) => stat.ephemeral_owner == client.session_id(),
+                    None => false,
+                };
+                if ours {
+                    // Our own (an earlier create whose reply was lost).
+                    retry(|| client.set_data(&path, &bytes, None)).await?;
+                    break path.clone();
+                }
+                super::delete_quietly(client, &path).await?;
+                replaced = true;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(super::node_name(&created).to_owned())
+}
+
+/// Registers the `DYNAMIC` instances of a [`ServiceDiscovery`] again each
+/// time the client's session expires and a new one starts (their nodes
+/// went with the old session). Ends with the client, or once every copy
+/// of the discovery is dropped.
+async fn reregister_after_expiry(
+    client: Client,
+    base_path: String,
+    registered: Weak<std::sync::Mutex<BTreeMap<String, ServiceInstance>>>,
+) {
+    let mut states = client.state_watcher();
+    let mut expired_seen = client.expired_sessions();
+    loop {
+        if states.changed().await.is_err() || client.is_finished() {
+            return;
+        }
+        if client.expired_sessions() == expired_seen || !client.state().is_connected() {
+            continue;
+        }
+        expired_seen = client.expired_sessions();
+        let Some(registered) = registered.upgrade() else {
+            return;
+        };
+        let instances: Vec<ServiceInstance> = registered
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        drop(registered);
+        for instance in instances {
+            if instance.service_type != ServiceType::Dynamic {
+                continue;
+            }
+            match register_instance(&client, &base_path, &instance).await {
+                Ok(_) => tracing::debug!(id = %instance.id, "service instance registered again"),
+                Err(e) => {
+                    tracing::warn!(id = %instance.id, error = %e, "service instance not registered again")
+                }
+            }
+        }
     }
 }
 

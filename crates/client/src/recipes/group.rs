@@ -1,8 +1,9 @@
 //! Group membership (Curator's `GroupMember`): each member is an
 //! ephemeral node `<path>/<member id>` holding its payload, and the
 //! membership is read from a [`ChildrenCache`] of `<path>`. A member whose
-//! node is deleted while its session lives puts it back; a member whose
-//! process dies leaves the group with its session.
+//! node is deleted while its session lives puts it back, and so does a
+//! member whose client renewed an expired session; a member whose process
+//! dies leaves the group with its session.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::cache::{CacheEvent, ChildrenCache};
-use super::{create_parents, delete_quietly, join, retry};
+use super::{create_parents, delete_quietly, is_final, join, retry, retry_renewing};
 use crate::{Client, Error};
 
 /// This process's membership in a group, and a view of the whole group.
@@ -119,8 +120,10 @@ async fn create_member(client: &Client, node_path: &str, payload: &[u8]) -> Resu
     let acl = Acl::open_unsafe();
     let mut parents_made = false;
     loop {
-        let created =
-            retry(|| client.create(node_path, payload, &acl, CreateMode::Ephemeral)).await;
+        let created = retry_renewing(client, || {
+            client.create(node_path, payload, &acl, CreateMode::Ephemeral)
+        })
+        .await;
         match created {
             Ok(_) => return Ok(()),
             Err(Error::NoNode) if !parents_made => {
@@ -141,7 +144,8 @@ async fn create_member(client: &Client, node_path: &str, payload: &[u8]) -> Resu
 }
 
 /// Puts the member node back whenever it is deleted (Curator's
-/// `PersistentNode`), until the session ends.
+/// `PersistentNode`), until the client is finished: also after an expiry,
+/// on the new session of a renewing client.
 async fn keep_node(client: Client, node_path: String, payload: watch::Receiver<Vec<u8>>) {
     loop {
         let watch = match retry(|| client.exists_watch(&node_path)).await {
@@ -150,7 +154,7 @@ async fn keep_node(client: Client, node_path: String, payload: watch::Receiver<V
                 let data = payload.borrow().clone();
                 match create_member(&client, &node_path, &data).await {
                     Ok(()) => continue,
-                    Err(e) if e.is_terminal() => return,
+                    Err(e) if is_final(&client, &e) => return,
                     Err(e) => {
                         tracing::warn!(path = %node_path, error = %e, "group member node not restored");
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -158,14 +162,17 @@ async fn keep_node(client: Client, node_path: String, payload: watch::Receiver<V
                     }
                 }
             }
-            Err(e) if e.is_terminal() => return,
+            Err(e) if is_final(&client, &e) => return,
             Err(_) => {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 continue;
             }
         };
+        // Fires on a change of the node, or with the session's end; a
+        // renewing client then has a new session, where the node is put
+        // back on the next turn (the old one went with the old session).
         let _ = watch.await;
-        if client.state().is_terminal() {
+        if client.is_finished() {
             return;
         }
     }

@@ -25,7 +25,8 @@ use tokio::task::JoinHandle;
 
 use super::lock::{Mutex, LOCK_NAME};
 use super::{
-    create_protected, delete_quietly, ended_error, join, node_name, retry, sort_lock_nodes,
+    create_protected, delete_quietly, ended_error, is_final, join, node_name, retry,
+    sort_lock_nodes,
 };
 use crate::{Client, Error, OneshotWatch, SessionState};
 
@@ -313,7 +314,7 @@ impl LatchTask {
             states.borrow_and_update();
             let standing = match self.check().await {
                 Ok(standing) => standing,
-                Err(e) if e.is_terminal() => break,
+                Err(e) if is_final(&self.client, &e) => break,
                 Err(e) => {
                     tracing::debug!(path = %self.path, error = %e, "leader latch: will retry");
                     self.set_leader(false);
@@ -352,10 +353,14 @@ impl LatchTask {
             };
             if interrupted {
                 // Disconnected or ended: leadership cannot be trusted.
+                // After an expiry a renewing client comes back with a new
+                // session, where `check` finds our node gone and joins
+                // the election again.
                 self.set_leader(false);
+                let client = self.client.clone();
                 let back = tokio::select! {
-                    state = states.wait_for(|s| s.is_connected() || s.is_terminal()) => {
-                        state.is_ok_and(|s| !s.is_terminal())
+                    state = states.wait_for(|s| s.is_connected() || client.is_final(*s)) => {
+                        state.is_ok_and(|s| !client.is_final(*s))
                     }
                     _ = self.close.changed() => false,
                 };
@@ -561,7 +566,7 @@ async fn run_selector<F, Fut>(
         };
         let guard = match acquired {
             Ok(guard) => guard,
-            Err(e) if e.is_terminal() => break,
+            Err(e) if is_final(&client, &e) => break,
             Err(e) => {
                 tracing::debug!(error = %e, "leader selector: will retry");
                 tokio::select! {
@@ -585,12 +590,14 @@ async fn run_selector<F, Fut>(
             _ = close.changed() => closing = true,
         }
         leader.set(false);
-        if client.state() != SessionState::Expired {
+        // After an expiry the node is already gone (a renewing client's
+        // delete finds nothing on the new session).
+        if !client.is_finished() && client.state() != SessionState::Expired {
             if let Err(e) = guard.release().await {
                 tracing::debug!(error = %e, "leader selector: lock node not deleted");
             }
         }
-        if closing || !auto_requeue || client.state().is_terminal() {
+        if closing || !auto_requeue || client.is_finished() {
             break;
         }
     }

@@ -291,6 +291,15 @@ impl LockGuard {
         self.node.delete().await
     }
 
+    /// True when the session gives the holder no reason to trust the lock
+    /// any more: it was disconnected since the lock was known held (and
+    /// may have expired; a renewing client's new session holds nothing),
+    /// or has ended. Asks nothing of the server, so a node deleted by
+    /// someone else is only seen by [`LockGuard::lost`].
+    pub fn is_lost(&self) -> bool {
+        self.states.has_changed().unwrap_or(true) || !self.states.borrow().is_connected()
+    }
+
     /// Resolves when the lock can no longer be trusted: the session is
     /// disconnected (another client may get the lock if the session then
     /// expires), has ended, or the lock node was deleted by someone else.

@@ -27,11 +27,19 @@
 //! sequential node again after a lost create reply by its `_c_<uuid>-`
 //! prefix, as Curator's "protection" does. Everything an ephemeral node
 //! stands for (a held lock, leadership, a registration, a membership) ends
-//! with the session: once the client reports [`crate::SessionState::Expired`]
-//! every recipe built on it fails with [`Error::SessionExpired`]; build a new
-//! client and new recipes. While the client is disconnected a lock holder
-//! cannot know whether it still holds the lock; [`lock::LockGuard::lost`]
-//! and the leader recipes report that conservatively.
+//! with the session. On a client built with
+//! [`crate::ClientBuilder::renew_session_on_expiry`] (Curator's behaviour)
+//! the client gets a new session and the recipes re-join it: group
+//! members, service registrations and leader latches create their nodes
+//! again, leader selectors with auto-requeue queue again, and caches add
+//! their watches again and rebuild. What cannot be re-established is
+//! reported instead: a held lock or semaphore lease is lost
+//! ([`lock::LockGuard::lost`] resolves, and `is_lost` says so), a leader
+//! loses leadership. On a client without renewal, an expiry ends every
+//! recipe built on it with [`Error::SessionExpired`]. While the client is
+//! disconnected a lock holder cannot know whether it still holds the lock;
+//! [`lock::LockGuard::lost`] and the leader recipes report that
+//! conservatively.
 //!
 //! All recipes create their nodes with `world:anyone` ACLs.
 
@@ -127,15 +135,41 @@ pub(crate) fn sort_lock_nodes(children: &mut [String], lock_names: &[&str]) {
 /// Runs `op` again while it fails with a connection loss (the client holds
 /// the retried request until it has reconnected, or fails it once the
 /// session is gone). Only for steps that are safe to repeat.
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> Result<T, Error>
+pub(crate) async fn retry<T, F, Fut>(op: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
+    retry_on(None, op).await
+}
+
+/// [`retry`], and also after an expiry when `client` renews sessions.
+pub(crate) async fn retry_renewing<T, F, Fut>(client: &Client, op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    retry_on(Some(client), op).await
+}
+
+async fn retry_on<T, F, Fut>(client: Option<&Client>, mut op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let client_renews = client.is_some_and(Client::renews_expired_sessions);
     let mut attempts = 0;
     loop {
         match op().await {
             Err(Error::ConnectionLoss) if attempts < CONNECTION_LOSS_RETRIES_MAX => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempts))).await;
+            }
+            // In flight when the session expired; a renewing client sends
+            // it again on the new session.
+            Err(Error::SessionExpired)
+                if client_renews && attempts < CONNECTION_LOSS_RETRIES_MAX =>
+            {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(20 * u64::from(attempts))).await;
             }
@@ -217,11 +251,23 @@ pub(crate) async fn create_protected(
     debug_assert!(mode.is_sequential());
     let prefix = format!("{PROTECTED_PREFIX}{}-", new_uuid());
     let path = join(dir, &format!("{prefix}{name}"));
+    // If this future is dropped while a create is on its way (an acquire
+    // given up), the node may still be made: find it by its prefix and
+    // delete it, or it would stand in line until the session ends.
+    let mut cleanup = ProtectedCleanup {
+        client,
+        dir,
+        prefix: &prefix,
+        armed: true,
+    };
     let mut parents_made = false;
     let mut attempts = 0;
     loop {
         match client.create(&path, data, &Acl::open_unsafe(), mode).await {
-            Ok((created, _)) => return Ok(created),
+            Ok((created, _)) => {
+                cleanup.armed = false;
+                return Ok(created);
+            }
             Err(Error::NoNode) if !parents_made => {
                 create_parents(client, &path, container_parents).await?;
                 parents_made = true;
@@ -234,11 +280,51 @@ pub(crate) async fn create_protected(
                     Err(e) => return Err(e),
                 };
                 if let Some(found) = children.iter().find(|c| c.starts_with(&prefix)) {
+                    cleanup.armed = false;
                     return Ok(join(dir, found));
                 }
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Deletes the protected node of an unfinished [`create_protected`] when
+/// dropped armed (Curator's protected-mode cleanup).
+struct ProtectedCleanup<'a> {
+    client: &'a Client,
+    dir: &'a str,
+    prefix: &'a str,
+    armed: bool,
+}
+
+impl Drop for ProtectedCleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, dir, prefix) = (
+            self.client.clone(),
+            self.dir.to_owned(),
+            self.prefix.to_owned(),
+        );
+        runtime.spawn(async move {
+            // Sent after the create on the same session, so answered after
+            // it was applied.
+            let children = match retry(|| client.get_children(&dir)).await {
+                Ok(children) => children,
+                Err(_) => return,
+            };
+            for child in children.iter().filter(|c| c.starts_with(&prefix)) {
+                let path = join(&dir, child);
+                if let Err(e) = delete_quietly(&client, &path).await {
+                    tracing::debug!(%path, error = %e, "abandoned protected node not deleted");
+                }
+            }
+        });
     }
 }
 
@@ -265,18 +351,33 @@ pub(crate) fn delete_in_background(client: &Client, path: String) {
     }
 }
 
-/// Resolves once the session has ended (expired, closed, auth failed).
+/// Resolves once the session this call started under has ended: closed,
+/// auth failed, or expired (also when a renewing client already has a new
+/// one: what the caller set up on the old session is gone either way).
 pub(crate) async fn session_ended(client: &Client) {
+    let expired_before = client.expired_sessions();
     let mut states = client.state_watcher();
-    let _ = states.wait_for(|s| s.is_terminal()).await;
+    let _ = states
+        .wait_for(|s| s.is_terminal() || client.expired_sessions() != expired_before)
+        .await;
 }
 
 /// The error to report when the session is over.
 pub(crate) fn ended_error(client: &Client) -> Error {
     match client.state() {
-        SessionState::Expired => Error::SessionExpired,
         SessionState::AuthFailed => Error::AuthFailed,
-        _ => Error::ClientClosed,
+        SessionState::Closed => Error::ClientClosed,
+        _ => Error::SessionExpired,
+    }
+}
+
+/// True when `error` means the recipe must stop for good: the client is
+/// closed or refused, or its session expired and it will not get another.
+pub(crate) fn is_final(client: &Client, error: &Error) -> bool {
+    match error {
+        Error::SessionExpired => !client.renews_expired_sessions(),
+        Error::AuthFailed | Error::ClientClosed => true,
+        _ => false,
     }
 }
 

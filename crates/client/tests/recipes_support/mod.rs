@@ -43,6 +43,41 @@ pub async fn expire(server: &TestServer, victim: &Client, proxy: &Proxy) {
     wait_state(victim, SessionState::Expired, EVENT_TIMEOUT).await;
 }
 
+/// A client connected through `proxy` that starts a new session after an
+/// expiry.
+pub async fn through_renewing(proxy: &Proxy) -> Client {
+    Client::builder()
+        .session_timeout(SESSION_TIMEOUT)
+        .renew_session_on_expiry(true)
+        .connect(&proxy.addr.to_string())
+        .await
+        .expect("connect through the proxy")
+}
+
+/// Like [`expire`], for a client that renews expired sessions: returns
+/// once it is connected with its new session.
+pub async fn expire_and_renew(server: &TestServer, victim: &Client, proxy: &Proxy) {
+    let old_session = victim.session_id();
+    let expired_before = victim.expired_sessions();
+    proxy.set_blocked(true);
+    proxy.cut();
+    // Blocked: the client stays Disconnected until the proxy lets it in.
+    wait_state(victim, SessionState::Disconnected, EVENT_TIMEOUT).await;
+    let twin = Client::builder()
+        .session(old_session, &victim.session_password())
+        .session_timeout(SESSION_TIMEOUT)
+        .connect(&server.connect_string())
+        .await
+        .expect("reattach to the victim's session");
+    twin.close().await.expect("close the twin");
+    proxy.set_blocked(false);
+    eventually("a new session after the expiry", || async {
+        victim.expired_sessions() == expired_before + 1 && victim.state().is_connected()
+    })
+    .await;
+    assert_ne!(victim.session_id(), old_session);
+}
+
 /// Waits for `future` at most [`EVENT_TIMEOUT`], naming `what` on failure.
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     match tokio::time::timeout(EVENT_TIMEOUT, future).await {

@@ -109,6 +109,28 @@ pub async fn servers_with(extra: &[(&str, &str)]) -> Vec<TestServer> {
     out
 }
 
+/// Apache ZooKeeper (when available) running as participant 1 of a quorum
+/// of one with `extra` settings: the set-up reconfig needs.
+pub async fn zookeeper_quorum_of_one(extra: &[(&str, &str)]) -> Option<TestServer> {
+    let owned: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let zk = tokio::task::spawn_blocking(move || ApacheZk::try_start_as(&owned, Some(1)))
+        .await
+        .expect("zookeeper start task")?;
+    Some(TestServer {
+        name: "zookeeper",
+        addr: zk.addr,
+        kind: Kind::Zk(zk),
+    })
+}
+
+/// Corral with `extra` zoo.cfg settings.
+pub async fn corral_with(extra: &[(&str, &str)]) -> TestServer {
+    start_corral(extra).await
+}
+
 async fn start_corral(extra: &[(&str, &str)]) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut props: BTreeMap<String, String> = BTreeMap::new();
@@ -135,6 +157,19 @@ async fn start_corral(extra: &[(&str, &str)]) -> TestServer {
 }
 
 /// A loopback port that was free a moment ago; never 2181.
+pub fn free_port_pub() -> u16 {
+    free_port()
+}
+
+/// Two distinct free loopback ports (a member's quorum and election ports).
+pub fn free_port_pair() -> (u16, u16) {
+    let a = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let b = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let pa = a.local_addr().expect("local_addr").port();
+    let pb = b.local_addr().expect("local_addr").port();
+    (pa, pb)
+}
+
 fn free_port() -> u16 {
     loop {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -197,6 +232,13 @@ pub struct ApacheZk {
 
 impl ApacheZk {
     fn try_start(extra: &[(String, String)]) -> Option<ApacheZk> {
+        ApacheZk::try_start_as(extra, None)
+    }
+
+    /// With `quorum_of_one`, the server runs as participant 1 of a quorum
+    /// (`standaloneEnabled=false`, a `server.1` line, `myid`), which is
+    /// what reconfig needs: a standalone server cannot reconfigure.
+    fn try_start_as(extra: &[(String, String)], quorum_of_one: Option<u32>) -> Option<ApacheZk> {
         use std::os::unix::process::CommandExt;
         if !zookeeper_available() {
             return None;
@@ -208,12 +250,27 @@ impl ApacheZk {
         let port = free_port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("dataDir");
+        let mut extra = extra.to_vec();
+        if let Some(id) = quorum_of_one {
+            std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
+            extra.push(("standaloneEnabled".into(), "false".into()));
+            extra.push(("initLimit".into(), "10".into()));
+            extra.push(("syncLimit".into(), "5".into()));
+            extra.push((
+                format!("server.{id}"),
+                format!(
+                    "127.0.0.1:{}:{}:participant;127.0.0.1:{port}",
+                    free_port(),
+                    free_port()
+                ),
+            ));
+        }
         let mut cfg = format!(
             "tickTime={TICK_MS}\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
              maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n",
             data.display()
         );
-        for (k, v) in extra {
+        for (k, v) in &extra {
             cfg.push_str(&format!("{k}={v}\n"));
         }
         let cfg_path = dir.path().join("zoo.cfg");
