@@ -22,6 +22,9 @@
 #                     default "1 16 64"; "" for none)
 #   --fanout N        watchers of the fan-out figure (default 1000)
 #   --out FILE        the report (default docs/PERFORMANCE.md)
+#   --results DIR     raw JSON lines and chart (default bench/results; with --smoke
+#                     WORK/results): give another one for a partial run, so that the
+#                     full matrix's results stay
 #   --work DIR        data directories and logs (default target/compare)
 #   --keep-data       keep the servers' data directories (deleted at the end otherwise;
 #                     the 1M-znode ones take gigabytes)
@@ -48,6 +51,7 @@ FANOUT=1000
 INFLIGHT=8
 SIZE=100
 OUT=""
+RESULTS_DIR=""
 WORK="$REPO/target/compare"
 BUILD=1
 PORT_BASE=43100
@@ -66,6 +70,7 @@ while (($#)); do
         --chart-sessions) CHART_SESSIONS=$2; shift ;;
         --fanout) FANOUT=$2; shift ;;
         --out) OUT=$2; shift ;;
+        --results) RESULTS_DIR=$2; shift ;;
         --work) WORK=$2; shift ;;
         --no-build) BUILD=0 ;;
         --port-base) PORT_BASE=$2; shift ;;
@@ -85,10 +90,10 @@ if ((SMOKE)); then
     CHART_SESSIONS=""
     FANOUT=50
     OUT=${OUT:-$WORK/PERFORMANCE.md}
-    RESULTS_DIR="$WORK/results"
+    RESULTS_DIR=${RESULTS_DIR:-$WORK/results}
 else
     OUT=${OUT:-$REPO/docs/PERFORMANCE.md}
-    RESULTS_DIR="$REPO/bench/results"
+    RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
 fi
 
 log() { printf '\n==> %s\n' "$*" >&2; }

@@ -74,6 +74,11 @@ pub struct LogStoreOptions {
     pub dir: PathBuf,
     /// Size at which a segment is closed and a new one started.
     pub segment_max_bytes: u64,
+    /// Create every segment at its full size, filled with zeros and fsynced, before appending
+    /// to it (the next one is prepared in the background while the current one fills), so that
+    /// a group-commit `fdatasync` never has to write the inode for a grown file. ZooKeeper
+    /// preallocates its log files the same way (`preAllocSize`, 64 MiB).
+    pub preallocate: bool,
     /// Number of already-durable entries kept in memory for reads (entries not yet durable are
     /// always kept).
     pub cache_entries_max: usize,
@@ -91,6 +96,7 @@ impl LogStoreOptions {
         LogStoreOptions {
             dir: dir.into(),
             segment_max_bytes: SEGMENT_MAX_BYTES_DEFAULT,
+            preallocate: true,
             cache_entries_max: 8192,
             cache_bytes_max: 32 << 20,
             deletion_floor: Arc::new(AtomicU64::new(u64::MAX)),
@@ -323,6 +329,19 @@ impl LogStore {
                 .write(true)
                 .open(&path)
                 .map_err(|e| LogStoreError::io("open log segment", &path, e))?;
+            if is_last && opts.preallocate {
+                // Appends continue here: make sure they land in preallocated space (a segment
+                // written without preallocation, or cut back to its last valid record above).
+                let len = file
+                    .metadata()
+                    .map_err(|e| LogStoreError::io("stat log segment", &path, e))?
+                    .len();
+                let target = opts.segment_max_bytes.max(scanned.valid_len);
+                if len < target {
+                    segment::write_zeros(&file, len, target)
+                        .map_err(|e| LogStoreError::io("preallocate log segment", &path, e))?;
+                }
+            }
             segments.push(SegmentIndex {
                 first_index: first,
                 path,
@@ -402,12 +421,14 @@ impl LogStore {
         });
 
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_COMMANDS_MAX);
-        let writer = Writer {
+        let mut writer = Writer {
             shared: shared.clone(),
             dir: dir.clone(),
             segment_max_bytes: opts
                 .segment_max_bytes
                 .max(segment::SEGMENT_HEADER_BYTES + 1),
+            preallocate: opts.preallocate,
+            prepared: None,
             deletion_floor: opts.deletion_floor,
             active,
             meta,
@@ -417,6 +438,8 @@ impl LogStore {
             buf: Vec::new(),
             stats,
         };
+        // The next segment is ready before the first append needs it.
+        writer.start_preparing();
         let handle = std::thread::Builder::new()
             .name("corral-log-writer".into())
             .spawn(move || writer.run(rx))
@@ -758,10 +781,20 @@ struct Written {
     end_offset: u64,
 }
 
+/// A zero-filled, fsynced file of `segment_max_bytes` under a temporary name, ready to become
+/// the next segment.
+struct Prepared {
+    path: PathBuf,
+    file: File,
+}
+
 struct Writer {
     shared: Arc<Shared>,
     dir: PathBuf,
     segment_max_bytes: u64,
+    preallocate: bool,
+    /// The next segment being preallocated on a helper thread.
+    prepared: Option<std::thread::JoinHandle<io::Result<Prepared>>>,
     deletion_floor: Arc<AtomicU64>,
     active: Option<Active>,
     meta: LogMeta,
@@ -838,6 +871,10 @@ impl Writer {
         }
         if self.committed_dirty {
             let _ = self.checked(|w| w.write_meta());
+        }
+        if let Some(Ok(prepared)) = self.prepared.take().and_then(|h| h.join().ok()) {
+            // Unused: remove it now rather than at the next open.
+            let _ = std::fs::remove_file(&prepared.path);
         }
         tracing::debug!(dir = %self.dir.display(), "log writer stopped");
     }
@@ -996,20 +1033,80 @@ impl Writer {
         Ok(())
     }
 
+    /// Start preallocating the next segment on a helper thread, unless one is being prepared.
+    fn start_preparing(&mut self) {
+        if !self.preallocate || self.prepared.is_some() {
+            return;
+        }
+        let path = self.dir.join(format!("next.log{}", durable::TMP_SUFFIX));
+        let len = self.segment_max_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("corral-log-prealloc".into())
+            .spawn(move || prepare_segment(path, len));
+        match spawned {
+            Ok(handle) => self.prepared = Some(handle),
+            Err(e) => tracing::warn!("cannot start a thread to preallocate log segments: {e}"),
+        }
+    }
+
+    /// The prepared next segment, waiting for it if it is not ready yet (only when segments
+    /// fill faster than zeros can be written); `None` if preparing it failed.
+    fn take_prepared(&mut self) -> Option<Prepared> {
+        let handle = self.prepared.take()?;
+        match handle.join() {
+            Ok(Ok(prepared)) => Some(prepared),
+            Ok(Err(e)) => {
+                tracing::warn!(dir = %self.dir.display(),
+                    "cannot preallocate a log segment ({e}); this one grows as it is written");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(dir = %self.dir.display(),
+                    "the log preallocation thread panicked; this segment grows as it is written");
+                None
+            }
+        }
+    }
+
     fn create_segment(&mut self, first_index: u64) -> io::Result<SegmentIndex> {
         let path = self.dir.join(segment::segment_file_name(first_index));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| annotate(e, "create log segment", &path))?;
-        file.write_all_at(&segment::segment_header(first_index), 0)
-            .map_err(|e| annotate(e, "write log segment header", &path))?;
-        file.sync_all()
-            .map_err(|e| annotate(e, "fsync log segment", &path))?;
+        if self.preallocate && self.prepared.is_none() {
+            // Not started, or used up by a roll that came first: prepare it here.
+            self.start_preparing();
+        }
+        let file = match self.take_prepared() {
+            Some(prepared) => {
+                // Header first and durable, then the name: a segment file always has its header.
+                prepared
+                    .file
+                    .write_all_at(&segment::segment_header(first_index), 0)
+                    .map_err(|e| annotate(e, "write log segment header", &prepared.path))?;
+                prepared
+                    .file
+                    .sync_data()
+                    .map_err(|e| annotate(e, "fsync log segment", &prepared.path))?;
+                std::fs::rename(&prepared.path, &path)
+                    .map_err(|e| annotate(e, "rename preallocated log segment", &path))?;
+                prepared.file
+            }
+            None => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(|e| annotate(e, "create log segment", &path))?;
+                file.write_all_at(&segment::segment_header(first_index), 0)
+                    .map_err(|e| annotate(e, "write log segment header", &path))?;
+                file.sync_all()
+                    .map_err(|e| annotate(e, "fsync log segment", &path))?;
+                file
+            }
+        };
         durable::fsync_dir(&self.dir).map_err(|e| annotate(e, "fsync log directory", &self.dir))?;
+        // The one after this is prepared while this one fills.
+        self.start_preparing();
         let file = Arc::new(file);
         self.active = Some(Active {
             first_index,
@@ -1052,8 +1149,16 @@ impl Writer {
                 continue;
             }
             if let Some(offset) = cut {
+                // Cutting the file (not zeroing the records) is atomic: a crash cannot leave a
+                // stale record behind the cut to be read back as part of the log.
                 file.set_len(offset)
                     .map_err(|e| annotate(e, "truncate log segment", &path))?;
+                if self.preallocate && offset < self.segment_max_bytes {
+                    // Give the size back as a hole (no data written, no stall here): appends
+                    // then allocate blocks but no longer grow the inode's size.
+                    file.set_len(self.segment_max_bytes)
+                        .map_err(|e| annotate(e, "extend log segment", &path))?;
+                }
                 file.sync_all()
                     .map_err(|e| annotate(e, "fsync log segment", &path))?;
             }
@@ -1159,6 +1264,20 @@ fn evict_cache(st: &mut State) {
             _ => break,
         }
     }
+}
+
+/// Create `path` (a temporary name) as `len` bytes of zeros, durably. Runs on a helper thread.
+fn prepare_segment(path: PathBuf, len: u64) -> io::Result<Prepared> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| annotate(e, "create preallocated log segment", &path))?;
+    segment::write_zeros(&file, 0, len)
+        .map_err(|e| annotate(e, "preallocate log segment", &path))?;
+    Ok(Prepared { path, file })
 }
 
 fn annotate(e: io::Error, action: &str, path: &Path) -> io::Error {

@@ -11,6 +11,12 @@
 //! `crc32c` covers `index` and `payload`; `len` is bounded by [`RECORD_PAYLOAD_MAX_BYTES`] and a
 //! wrong `len` makes the CRC fail. The payload is the postcard encoding of the openraft entry.
 //! Files are named `<first_index, 20 digits>.log`, so a directory listing sorts them.
+//!
+//! A segment is preallocated: created at its full size filled with zeros (ZooKeeper
+//! preallocates its log files too), so that appending overwrites blocks that already exist and
+//! a group-commit `fdatasync` writes data only, not the inode's size and block map. A scan
+//! therefore ends at the first position where every remaining byte is zero: that is the unused
+//! tail, not damage. Anything else after the last valid record is damage, as before.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -139,6 +145,27 @@ pub(crate) struct ScannedSegment {
     pub(crate) damage: Option<Damage>,
 }
 
+/// Bytes of zeros written per call while preallocating.
+const ZEROS_CHUNK_BYTES: usize = 1 << 20;
+
+/// Fill `file` with zeros from `from` up to `to` (exclusive) and make it durable, so that later
+/// writes in that range change no metadata. The caller names the file in errors.
+pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(ZEROS_CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..n], pos)?;
+        pos += n as u64;
+    }
+    file.sync_all()
+}
+
+/// Whether `bytes` are all zero: the preallocated, never written tail of a segment.
+fn is_unused_tail(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == 0)
+}
+
 /// Read and verify a whole segment.
 pub(crate) fn scan_segment(path: &Path, first_index: u64) -> Result<ScannedSegment, LogStoreError> {
     let bytes = std::fs::read(path).map_err(|e| LogStoreError::io("read log segment", path, e))?;
@@ -179,6 +206,11 @@ fn scan_bytes(bytes: &[u8], first_index: u64) -> ScannedSegment {
     let mut pos = header_len;
     let mut expected = first_index;
     while pos < bytes.len() {
+        if bytes[pos] == 0 && is_unused_tail(&bytes[pos..]) {
+            // The preallocated tail: the log ends here. (No record starts with a zero byte
+            // followed only by zeros: its CRC would not match.)
+            break;
+        }
         match check_record(&bytes[pos..], Some(expected)) {
             RecordCheck::Valid { payload_len, .. } => {
                 scanned.offsets.push(pos as u64);
@@ -326,6 +358,47 @@ mod tests {
         let s = scan_bytes(&bytes, 1);
         let d = s.damage.expect("damage");
         assert!(!d.valid_record_follows);
+        assert_eq!(s.offsets.len(), 1);
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_the_end_of_the_log_not_damage() {
+        let mut bytes = segment(3, &[b"hello", b"world"]);
+        let end = bytes.len() as u64;
+        bytes.resize(4096, 0);
+        let s = scan_bytes(&bytes, 3);
+        assert!(s.damage.is_none(), "{:?}", s.damage);
+        assert_eq!(s.offsets.len(), 2);
+        assert_eq!(s.valid_len, end);
+        let empty = scan_bytes(
+            &{
+                let mut b = segment(3, &[]);
+                b.resize(4096, 0);
+                b
+            },
+            3,
+        );
+        assert!(empty.damage.is_none());
+        assert_eq!(empty.valid_len, SEGMENT_HEADER_BYTES);
+    }
+
+    #[test]
+    fn an_all_zero_record_header_is_not_a_record() {
+        assert!(matches!(check_record(&[0; 16], None), RecordCheck::Bad(_)));
+        assert!(matches!(
+            check_record(&[0; 16], Some(0)),
+            RecordCheck::Bad(_)
+        ));
+    }
+
+    #[test]
+    fn a_zero_byte_then_garbage_is_damage() {
+        let mut bytes = segment(1, &[b"hello"]);
+        bytes.extend_from_slice(&[0; 20]);
+        bytes.extend_from_slice(&[0xAB; 3]);
+        bytes.extend_from_slice(&[0; 50]);
+        let s = scan_bytes(&bytes, 1);
+        assert!(s.damage.is_some());
         assert_eq!(s.offsets.len(), 1);
     }
 

@@ -31,8 +31,12 @@ fn entry(term: u64, index: u64) -> Entry {
     }
 }
 
+/// Segments written as before preallocation (each file ends at its last record): how the
+/// tests below damage a file's tail depends on it, and logs written by earlier builds look
+/// like this. The tests of preallocated segments use [`prealloc_opts`].
 fn opts(dir: &Path) -> LogStoreOptions {
     let mut o = LogStoreOptions::new(dir);
+    o.preallocate = false;
     // Small segments, so a few dozen entries span many files.
     o.segment_max_bytes = 300;
     // A tiny cache, so reads go to disk.
@@ -361,5 +365,218 @@ async fn many_concurrent_appends_share_few_fsyncs() {
         "group commit should batch appends: {fsyncs} fsyncs for 500 appends"
     );
     assert_eq!(read_all(&mut store).await.len(), 500);
+    close(store);
+}
+
+// ---- preallocated segments ----------------------------------------------------------------
+
+const PREALLOC_SEGMENT_BYTES: u64 = 4096;
+
+/// The default (preallocated) layout, with segments small enough to hold a few dozen entries.
+fn prealloc_opts(dir: &Path) -> LogStoreOptions {
+    let mut o = LogStoreOptions::new(dir);
+    assert!(o.preallocate, "segments are preallocated by default");
+    o.segment_max_bytes = PREALLOC_SEGMENT_BYTES;
+    o.cache_entries_max = 2;
+    o
+}
+
+/// Where the records of a preallocated segment end: after the last non-zero byte.
+fn written_len(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn segments_are_preallocated_and_the_log_ends_at_its_last_record_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    for chunk in (0..250u64).collect::<Vec<_>>().chunks(9) {
+        append_durably(&mut store, chunk.iter().map(|i| entry(1, *i)).collect()).await;
+    }
+    let files = segment_files(dir.path());
+    assert!(files.len() > 2, "segments should roll: {files:?}");
+    for file in &files {
+        assert_eq!(
+            fs::metadata(file).unwrap().len(),
+            PREALLOC_SEGMENT_BYTES,
+            "{} is created at its full size",
+            file.display()
+        );
+    }
+    close(store);
+
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..250).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.get_log_state().await.unwrap().last_log_id,
+        Some(LogId::new_term_index(1, 249)),
+        "the zero-filled tail is not read as records"
+    );
+    append_durably(&mut store, (250..280).map(|i| entry(1, i)).collect()).await;
+    close(store);
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..280).collect::<Vec<_>>()
+    );
+    close(store);
+    assert!(
+        fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")),
+        "an unused preallocated file is removed when the store closes"
+    );
+}
+
+#[tokio::test]
+async fn a_log_written_without_preallocation_is_read_and_continued_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.segment_max_bytes = PREALLOC_SEGMENT_BYTES;
+    let mut store = LogStore::open(o).unwrap();
+    append_durably(&mut store, (0..10).map(|i| entry(1, i)).collect()).await;
+    close(store);
+    let last = segment_files(dir.path()).pop().unwrap();
+    assert!(fs::metadata(&last).unwrap().len() < PREALLOC_SEGMENT_BYTES);
+
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        fs::metadata(&last).unwrap().len(),
+        PREALLOC_SEGMENT_BYTES,
+        "the segment appends continue in is padded at open"
+    );
+    append_durably(&mut store, (10..20).map(|i| entry(1, i)).collect()).await;
+    close(store);
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..20).collect::<Vec<_>>()
+    );
+    close(store);
+}
+
+#[tokio::test]
+async fn a_torn_write_into_preallocated_space_is_cut_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    append_durably(&mut store, (0..20).map(|i| entry(1, i)).collect()).await;
+    close(store);
+
+    // The last record's final bytes never reached the disk (still zeros), and a later,
+    // unacknowledged write left garbage further on in the preallocated space.
+    let last = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&last).unwrap();
+    let end = written_len(&bytes);
+    bytes[end - 10..end].fill(0);
+    bytes[end + 100..end + 137].fill(0x5A);
+    fs::write(&last, &bytes).unwrap();
+
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..19).collect::<Vec<_>>()
+    );
+    append_durably(&mut store, vec![entry(1, 19), entry(1, 20)]).await;
+    close(store);
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..21).collect::<Vec<_>>()
+    );
+    close(store);
+}
+
+#[tokio::test]
+async fn a_crash_mid_segment_keeps_every_acknowledged_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    for chunk in (0..45u64).collect::<Vec<_>>().chunks(4) {
+        append_durably(&mut store, chunk.iter().map(|i| entry(1, *i)).collect()).await;
+    }
+    // The process dies here: its files are what the copy holds (the writer is still running,
+    // the active segment is half full and the next one may be half preallocated).
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), crashed.path());
+    close(store);
+
+    let mut store = LogStore::open(prealloc_opts(crashed.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..45).collect::<Vec<_>>()
+    );
+    append_durably(&mut store, (45..60).map(|i| entry(1, i)).collect()).await;
+    close(store);
+    let mut store = LogStore::open(prealloc_opts(crashed.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..60).collect::<Vec<_>>()
+    );
+    close(store);
+}
+
+#[tokio::test]
+async fn zeros_followed_by_valid_records_are_damage_not_the_end_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    append_durably(&mut store, (0..10).map(|i| entry(1, i)).collect()).await;
+    close(store);
+
+    // Zero a whole record in the middle: what follows is still valid, so this is not the
+    // unused tail, and the open must not quietly drop the records after it.
+    let last = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&last).unwrap();
+    let record = (written_len(&bytes) - 16) / 10;
+    bytes[16 + 3 * record..16 + 4 * record].fill(0);
+    fs::write(&last, &bytes).unwrap();
+    match LogStore::open(prealloc_opts(dir.path())) {
+        Err(LogStoreError::CorruptMidLog { index, .. }) => assert_eq!(index, 3),
+        Err(e) => panic!("expected CorruptMidLog, got {e}"),
+        Ok(_) => panic!("expected CorruptMidLog, the store opened"),
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_suffix_of_a_preallocated_segment_never_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    append_durably(&mut store, (0..30).map(|i| entry(1, i)).collect()).await;
+    store
+        .truncate_after(Some(LogId::new_term_index(1, 24)))
+        .await
+        .unwrap();
+    // The new leader's entries are shorter than the ones they replace.
+    append_durably(
+        &mut store,
+        vec![Entry {
+            log_id: LogId::new_term_index(2, 25),
+            payload: EntryPayload::Blank,
+        }],
+    )
+    .await;
+    close(store);
+
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    let all = read_all(&mut store).await;
+    assert_eq!(indexes(&all), (0..26).collect::<Vec<_>>());
+    assert_eq!(all[25].log_id.leader_id.term, 2);
+    append_durably(&mut store, (26..28).map(|i| entry(2, i)).collect()).await;
+    close(store);
+    let mut store = LogStore::open(prealloc_opts(dir.path())).unwrap();
+    assert_eq!(
+        indexes(&read_all(&mut store).await),
+        (0..28).collect::<Vec<_>>()
+    );
     close(store);
 }

@@ -628,11 +628,19 @@ impl DataTree {
             ctx.time_ms,
         );
         let stat = node.stat(self.config.extended_types_enabled);
+        let parent_slot = self
+            .nodes
+            .slot_of(canonical(parent_path))
+            .unwrap_or_else(|| broken(path, "lost its parent"));
+        let slot = self
+            .nodes
+            .insert(path, node)
+            .unwrap_or_else(|| broken(path, "was already there"));
         let parent = self
             .nodes
-            .get_mut(canonical(parent_path))
+            .at_mut(parent_slot)
             .unwrap_or_else(|| broken(path, "lost its parent"));
-        let inserted = parent.children.insert(name.into());
+        let inserted = parent.children.insert(name, slot);
         assert!(
             inserted,
             "checked create of {path} found the node already there"
@@ -640,7 +648,6 @@ impl DataTree {
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = parent.pzxid.max(ctx.zxid);
         let parent_acl = Arc::clone(&parent.acl);
-        self.nodes.insert(path.into(), node);
         self.data_size += node_size(path, data_len(data));
         self.index_node(path, ephemeral_owner);
         self.quota_after_create(path, parent_path, name, data_len(data));
@@ -681,7 +688,7 @@ impl DataTree {
         triggers.push(WatchTrigger {
             path: path.to_owned(),
             event: EventType::NodeDeleted,
-            acl: node.acl,
+            acl: Arc::clone(&node.acl),
         });
         triggers.push(WatchTrigger {
             path: event_path(parent_path).to_owned(),

@@ -11,7 +11,7 @@
 //!
 //! Files, in the order a write meets them: `apply.rs` (check then carry out),
 //! `path.rs` and `acl.rs` (the rules the checks use), `node.rs` (one znode),
-//! `tree.rs` (the tree, its indexes, reads), `quota.rs`, `reap.rs`,
+//! `store.rs` (where nodes live, shared with snapshot captures), `tree.rs` (the tree, its indexes, reads), `quota.rs`, `reap.rs`,
 //! `snapshot.rs`.
 
 mod acl;
@@ -21,12 +21,13 @@ mod path;
 mod quota;
 mod reap;
 mod snapshot;
+mod store;
 mod tree;
 pub mod txn;
 
 pub use acl::{check_acl, digest_id};
 pub use path::validate_path;
 pub use quota::StatsTrack;
-pub use snapshot::SnapshotError;
+pub use snapshot::{SnapshotError, TreeCapture};
 pub use tree::{DataTree, TreeConfig};
 pub use txn::{ApplyOutcome, MultiOpResult, Txn, TxnOp, TxnResult, WatchTrigger};

@@ -5,7 +5,7 @@
 //! ever created); clients see `2 × cversion − numChildren`. The stored
 //! ephemeral owner marks containers and TTL nodes; clients see 0 for those.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use corral_proto::{Acl, Stat};
@@ -53,6 +53,58 @@ pub(crate) fn ttl_owner(ttl_ms: i64) -> i64 {
     (EXTENDED_MASK | (ttl_ms & TTL_MAX_MS) as u64) as i64
 }
 
+/// A node's children: name → the slot the child is stored in
+/// (`store.rs`), sorted by name. The slots let a snapshot walk a captured
+/// tree from the root without the path index, which is not captured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Children(BTreeMap<Box<str>, u32>);
+
+impl PartialEq for Children {
+    /// The same names: slots are only where the children happen to live.
+    fn eq(&self, other: &Children) -> bool {
+        self.0.len() == other.0.len() && self.0.keys().eq(other.0.keys())
+    }
+}
+
+impl Children {
+    /// Adds a child; false if the name is already there (nothing changes).
+    pub(crate) fn insert(&mut self, name: &str, slot: u32) -> bool {
+        match self.0.entry(name.into()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(slot);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) -> Option<u32> {
+        self.0.remove(name)
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Names, sorted.
+    pub(crate) fn names(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
+        self.0.keys().map(|name| &**name)
+    }
+
+    /// (name, slot), sorted by name.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, u32)> + '_ {
+        self.0.iter().map(|(name, slot)| (&**name, *slot))
+    }
+}
+
 /// A znode. The path is the key of the tree's map, not stored here.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Node {
@@ -62,8 +114,9 @@ pub(crate) struct Node {
     pub(crate) data: Option<Box<[u8]>>,
     /// Interned through the tree's `AclTable`.
     pub(crate) acl: Arc<Vec<Acl>>,
-    /// Child names (not paths), sorted.
-    pub(crate) children: BTreeSet<Box<str>>,
+    /// Child names (not paths), sorted, with the slot each child is stored
+    /// in.
+    pub(crate) children: Children,
     pub(crate) czxid: i64,
     pub(crate) mzxid: i64,
     pub(crate) pzxid: i64,
@@ -89,7 +142,7 @@ impl Node {
         Node {
             data: data.map(Box::from),
             acl,
-            children: BTreeSet::new(),
+            children: Children::default(),
             czxid: zxid,
             mzxid: zxid,
             pzxid: zxid,
@@ -179,7 +232,7 @@ mod tests {
     fn visible_cversion_counts_creates_and_deletes() {
         let mut node = Node::new(Some(b""), Arc::new(Acl::open_unsafe()), 0, 1, 0);
         node.cversion = 2;
-        node.children.insert("b".into());
+        node.children.insert("b", 0);
         // Two creates, one delete: clients see 3.
         assert_eq!(node.stat(false).cversion, 3);
     }

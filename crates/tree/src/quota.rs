@@ -303,7 +303,7 @@ impl DataTree {
             bytes = bytes.saturating_add(len_i64(node.data_len()));
             pending.extend(
                 node.children
-                    .iter()
+                    .names()
                     .map(|child| crate::path::join(&path, child)),
             );
         }

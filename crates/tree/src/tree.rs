@@ -11,6 +11,7 @@ use corral_proto::{perms, Acl, ErrorCode, Id, Stat};
 use crate::acl::{check_acl, mask_digest_ids, AclTable};
 use crate::node::{Node, NodeKind};
 use crate::path::{canonical, join, utf16_len};
+use crate::store::NodeStore;
 
 /// Server settings that change what `apply` decides. Every server of an
 /// ensemble must use the same values, or their trees diverge.
@@ -24,15 +25,15 @@ pub struct TreeConfig {
 
 /// The znode tree: Corral's replicated state machine.
 ///
-/// Nodes live in one map from full path to node (the root under `/`, also
-/// found as `""`); each node keeps its children's names, so listing is
-/// direct and the map never needs scanning.
+/// Nodes live in a [`NodeStore`] indexed by full path (the root under `/`,
+/// also found as `""`); each node keeps its children's names, so listing is
+/// direct and the index never needs scanning. Cloning a tree is cheap (the
+/// nodes are shared until written), which is what lets a snapshot capture
+/// it without stopping writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataTree {
     pub(crate) config: TreeConfig,
-    /// FxHash: fast on path keys and, unlike SipHash, the same on every
-    /// server (nothing may depend on its order anyway).
-    pub(crate) nodes: rustc_hash::FxHashMap<Box<str>, Node>,
+    pub(crate) nodes: NodeStore,
     pub(crate) acls: AclTable,
     /// Session id → negotiated timeout in ms.
     pub(crate) sessions: BTreeMap<i64, i32>,
@@ -99,22 +100,28 @@ impl DataTree {
     /// the indexes and data size; the node's ACL must already be acquired.
     /// Used to build fresh and loaded trees; writes go through `apply`.
     pub(crate) fn insert_loaded(&mut self, path: &str, node: Node) -> bool {
-        if path != "/" {
+        let parent = if path == "/" {
+            None
+        } else {
             let Some((parent, name)) = crate::path::split_parent(path) else {
                 return false;
             };
-            let Some(parent) = self.nodes.get_mut(canonical(parent)) else {
+            let Some(parent) = self.nodes.slot_of(canonical(parent)) else {
                 return false;
             };
-            if !parent.children.insert(name.into()) {
-                return false;
-            }
-        } else if self.nodes.contains_key("/") {
+            Some((parent, name))
+        };
+        let (size, owner) = (node_size(path, node.data_len()), node.ephemeral_owner);
+        let Some(slot) = self.nodes.insert(path, node) else {
             return false;
+        };
+        if let Some((parent, name)) = parent {
+            if let Some(parent) = self.nodes.at_mut(parent) {
+                parent.children.insert(name, slot);
+            }
         }
-        self.data_size += node_size(path, node.data_len());
-        self.index_node(path, node.ephemeral_owner);
-        self.nodes.insert(path.into(), node);
+        self.data_size += size;
+        self.index_node(path, owner);
         true
     }
 
@@ -193,7 +200,7 @@ impl DataTree {
     /// unspecified) and the node's Stat. NoNode, then READ → NoAuth.
     pub fn get_children(&self, path: &str, auth: &[Id]) -> Result<(Vec<&str>, Stat), ErrorCode> {
         let node = self.readable(path, auth, perms::READ)?;
-        let children = node.children.iter().map(|name| &**name).collect();
+        let children = node.children.names().collect();
         Ok((children, node.stat(self.config.extended_types_enabled)))
     }
 
@@ -231,7 +238,7 @@ impl DataTree {
                 count += node.children.len();
                 pending.extend(
                     node.children
-                        .iter()
+                        .names()
                         .map(|child| join(&path, child))
                         .filter(|child| self.node(child).is_some_and(|n| !n.children.is_empty())),
                 );
@@ -341,16 +348,26 @@ impl DataTree {
         let mut acl_users: HashMap<&[Acl], u64> = HashMap::new();
         let mut ephemerals: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
         let (mut containers, mut ttls) = (BTreeSet::new(), BTreeSet::new());
-        for (path, node) in &self.nodes {
-            let path: &str = path;
+        for (path, node) in self.nodes.iter() {
             size += node_size(path, node.data_len());
             *acl_users.entry(node.acl.as_slice()).or_default() += 1;
             assert_eq!(node.num_children() as usize, node.children.len());
-            for child in &node.children {
+            for (child, slot) in node.children.iter() {
                 let child_path = join(path, child);
                 assert!(
                     self.nodes.contains_key(child_path.as_str()),
                     "{path} lists missing child {child}"
+                );
+                assert!(
+                    std::ptr::eq(
+                        self.nodes
+                            .at(slot)
+                            .unwrap_or_else(|| panic!("{path}: empty slot for {child}")),
+                        self.nodes
+                            .get(&child_path)
+                            .unwrap_or_else(|| panic!("{child_path} is missing")),
+                    ),
+                    "{path} names the wrong slot for {child}"
                 );
             }
             if path != "/" {

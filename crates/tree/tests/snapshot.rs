@@ -131,6 +131,61 @@ fn a_restored_tree_continues_exactly_like_the_original() {
 }
 
 #[test]
+fn a_capture_snapshots_the_tree_as_it_was_whatever_is_written_after() {
+    let mut d = Driver::new();
+    d.apply_as(0x300, vec![], TxnOp::CreateSession { timeout_ms: 4000 });
+    // Enough nodes to span several of the store's chunks of 256 slots.
+    for dir in 0..4 {
+        d.mk(&format!("/d{dir}"));
+        for i in 0..300 {
+            d.apply(create(
+                &format!("/d{dir}/n{i}"),
+                b"before",
+                CreateMode::Persistent,
+            ));
+        }
+    }
+    let expected = snapshot_bytes(&d.tree);
+    let capture = d.tree.capture();
+    assert_eq!(capture.last_zxid(), d.tree.last_zxid());
+    // Every kind of write after the capture: data, children (the parent's
+    // child list), deletes (freed slots then reused), ACLs, sessions.
+    for i in 0..300 {
+        d.apply(set_data(&format!("/d0/n{i}"), b"after", -1));
+        d.apply(delete(&format!("/d1/n{i}"), -1));
+        d.apply(create(
+            &format!("/d2/new{i}"),
+            b"after",
+            CreateMode::Persistent,
+        ));
+    }
+    d.apply(create_acl(
+        "/locked",
+        vec![acl(perms::READ, "digest", "bob:h")],
+    ));
+    d.apply_as(0x300, vec![], TxnOp::CloseSession);
+    d.tree.assert_invariants();
+    let mut captured = Vec::new();
+    capture
+        .write(&mut captured)
+        .expect("writing to a Vec cannot fail");
+    assert!(
+        captured == expected,
+        "the capture shows writes made after it"
+    );
+    let restored = restore(&captured, d.tree.config());
+    restored.assert_invariants();
+    assert_eq!(
+        restored.get_data("/d0/n7", &[]).unwrap().0,
+        Some(&b"before"[..])
+    );
+    assert!(restored.stat("/d1/n7").is_some());
+    assert!(restored.stat("/d2/new7").is_none());
+    assert_eq!(restored.session_timeout_ms(0x300), Some(4000));
+    assert_round_trips(&d.tree);
+}
+
+#[test]
 fn a_snapshot_with_wrong_magic_or_cut_short_is_refused() {
     let bytes = snapshot_bytes(&DataTree::new(TreeConfig::default()));
     let mut wrong = bytes.clone();
