@@ -39,7 +39,7 @@ fn absent_member(id: u32, role: &str) -> String {
     let (quorum, election) = free_port_pair();
     format!(
         "server.{id}=127.0.0.1:{quorum}:{election}:{role};127.0.0.1:{}",
-        support::free_port_pub()
+        support::free_port()
     )
 }
 

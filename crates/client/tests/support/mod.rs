@@ -183,21 +183,19 @@ async fn start_corral_as(extra: &[(&str, &str)], myid: Option<u32>) -> TestServe
     }
 }
 
-/// A loopback port that was free a moment ago; never 2181.
-pub fn free_port_pub() -> u16 {
-    free_port()
-}
-
 /// Two distinct free loopback ports (a member's quorum and election ports).
 pub fn free_port_pair() -> (u16, u16) {
-    let a = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let b = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let pa = a.local_addr().expect("local_addr").port();
-    let pb = b.local_addr().expect("local_addr").port();
-    (pa, pb)
+    let first = free_port();
+    loop {
+        let second = free_port();
+        if second != first {
+            return (first, second);
+        }
+    }
 }
 
-fn free_port() -> u16 {
+/// A loopback port that was free a moment ago; never 2181.
+pub fn free_port() -> u16 {
     loop {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local_addr").port();
