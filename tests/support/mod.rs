@@ -140,6 +140,25 @@ fn write_zoo_cfg(dir: &Path, port: u16, extra: &[&str]) -> PathBuf {
     path
 }
 
+/// Member 1 of a one-member ensemble, the set-up reconfig needs (a standalone
+/// server cannot reconfigure): writes `myid` into the dataDir that
+/// [`write_zoo_cfg`] uses and answers the zoo.cfg lines to add.
+fn quorum_of_one_cfg(dir: &Path, client_port: u16) -> Vec<String> {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("create dataDir");
+    std::fs::write(data.join("myid"), "1\n").expect("write myid");
+    vec![
+        "standaloneEnabled=false".into(),
+        "initLimit=10".into(),
+        "syncLimit=5".into(),
+        format!(
+            "server.1=127.0.0.1:{}:{}:participant;127.0.0.1:{client_port}",
+            free_port(),
+            free_port()
+        ),
+    ]
+}
+
 /// A child process in its own process group, killed (group and all) on drop.
 struct Proc {
     child: Child,
@@ -246,17 +265,7 @@ impl ApacheZk {
         let port = free_port();
         let mut extra: Vec<String> = extra_cfg.iter().map(|l| l.to_string()).collect();
         if quorum_of_one {
-            let data = dir.path().join("data");
-            std::fs::create_dir_all(&data).expect("create dataDir");
-            std::fs::write(data.join("myid"), "1\n").expect("write myid");
-            extra.push("standaloneEnabled=false".into());
-            extra.push("initLimit=10".into());
-            extra.push("syncLimit=5".into());
-            extra.push(format!(
-                "server.1=127.0.0.1:{}:{}:participant;127.0.0.1:{port}",
-                free_port(),
-                free_port()
-            ));
+            extra.extend(quorum_of_one_cfg(dir.path(), port));
         }
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let cfg = write_zoo_cfg(dir.path(), port, &extra);
@@ -350,12 +359,27 @@ impl CorralServer {
     /// output) if it exits or does not answer `srvr` within 30 s. The binary is the one
     /// cargo built for this test, or `$CORRAL_BIN` when set.
     pub fn start_with(extra_cfg: &[&str]) -> CorralServer {
+        Self::start_as(extra_cfg, false)
+    }
+
+    /// Corral as member 1 of a one-member ensemble (a `server.1` line and `myid`), as
+    /// [`ApacheZk::try_start_quorum_of_one`] runs ZooKeeper.
+    pub fn start_quorum_of_one(extra_cfg: &[&str]) -> CorralServer {
+        Self::start_as(extra_cfg, true)
+    }
+
+    fn start_as(extra_cfg: &[&str], quorum_of_one: bool) -> CorralServer {
         let dir = tempfile::Builder::new()
             .prefix("corral-srv-")
             .tempdir()
             .expect("tempdir");
         let port = free_port();
-        let cfg = write_zoo_cfg(dir.path(), port, extra_cfg);
+        let mut extra: Vec<String> = extra_cfg.iter().map(|l| l.to_string()).collect();
+        if quorum_of_one {
+            extra.extend(quorum_of_one_cfg(dir.path(), port));
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let cfg = write_zoo_cfg(dir.path(), port, &extra);
         // CORRAL_BIN runs another build (e.g. target/release/corral) under the same tests.
         let bin = std::env::var_os("CORRAL_BIN")
             .map(PathBuf::from)

@@ -9,7 +9,8 @@ mod support;
 
 use corral_client::{Client, Error};
 use support::{
-    corral_with, free_port_pair, servers, zookeeper_quorum_of_one, TestServer, SUPER_AUTH,
+    corral_quorum_of_one, corral_with, free_port_pair, servers, zookeeper_quorum_of_one,
+    TestServer, SUPER_AUTH,
 };
 
 const RECONFIG_CFG: &[(&str, &str)] = &[("reconfigEnabled", "true")];
@@ -38,7 +39,7 @@ fn absent_member(id: u32, role: &str) -> String {
     let (quorum, election) = free_port_pair();
     format!(
         "server.{id}=127.0.0.1:{quorum}:{election}:{role};127.0.0.1:{}",
-        support::free_port_pub()
+        support::free_port()
     )
 }
 
@@ -130,7 +131,7 @@ async fn zookeeper_reconfigures_a_quorum_of_one() {
 #[ignore = "Corral answers ReconfigDisabled to every reconfig until its server side of \
             reconfig lands (being built on main); run with --ignored then"]
 async fn corral_reconfigures_a_quorum_of_one() {
-    let server = corral_with(&[("reconfigEnabled", "true"), ("standaloneEnabled", "false")]).await;
+    let server = corral_quorum_of_one(RECONFIG_CFG).await;
     reconfig_scenario(&server).await;
     server.stop().await;
 }

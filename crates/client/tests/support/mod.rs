@@ -131,7 +131,32 @@ pub async fn corral_with(extra: &[(&str, &str)]) -> TestServer {
     start_corral(extra).await
 }
 
+/// Corral as member 1 of a one-member ensemble (a `server.1` line and
+/// `myid`, as [`zookeeper_quorum_of_one`] runs ZooKeeper), with `extra`.
+pub async fn corral_quorum_of_one(extra: &[(&str, &str)]) -> TestServer {
+    let port = free_port();
+    let member = format!(
+        "127.0.0.1:{}:{}:participant;127.0.0.1:{port}",
+        free_port(),
+        free_port()
+    );
+    let port = port.to_string();
+    let mut all: Vec<(&str, &str)> = vec![
+        ("server.1", member.as_str()),
+        ("clientPort", port.as_str()),
+        ("standaloneEnabled", "false"),
+        ("initLimit", "10"),
+        ("syncLimit", "5"),
+    ];
+    all.extend_from_slice(extra);
+    start_corral_as(&all, Some(1)).await
+}
+
 async fn start_corral(extra: &[(&str, &str)]) -> TestServer {
+    start_corral_as(extra, None).await
+}
+
+async fn start_corral_as(extra: &[(&str, &str)], myid: Option<u32>) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut props: BTreeMap<String, String> = BTreeMap::new();
     props.insert("tickTime".into(), TICK_MS.into());
@@ -144,7 +169,9 @@ async fn start_corral(extra: &[(&str, &str)]) -> TestServer {
     for (k, v) in extra {
         props.insert(k.to_string(), v.to_string());
     }
-    let config = corral_server::config::ServerConfig::from_properties(&props).expect("config");
+    let mut config = corral_server::config::ServerConfig::from_properties(&props).expect("config");
+    // What `ServerConfig::load` reads from dataDir/myid.
+    config.my_id = myid.map(u64::from);
     let server = corral_server::start(config).await.expect("corral starts");
     TestServer {
         name: "corral",
@@ -156,21 +183,19 @@ async fn start_corral(extra: &[(&str, &str)]) -> TestServer {
     }
 }
 
-/// A loopback port that was free a moment ago; never 2181.
-pub fn free_port_pub() -> u16 {
-    free_port()
-}
-
 /// Two distinct free loopback ports (a member's quorum and election ports).
 pub fn free_port_pair() -> (u16, u16) {
-    let a = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let b = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let pa = a.local_addr().expect("local_addr").port();
-    let pb = b.local_addr().expect("local_addr").port();
-    (pa, pb)
+    let first = free_port();
+    loop {
+        let second = free_port();
+        if second != first {
+            return (first, second);
+        }
+    }
 }
 
-fn free_port() -> u16 {
+/// A loopback port that was free a moment ago; never 2181.
+pub fn free_port() -> u16 {
     loop {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local_addr").port();
