@@ -894,8 +894,6 @@ fn reconfig_prints_what_zkcli_prints() {
 }
 
 #[test]
-#[ignore = "Corral answers ReconfigDisabled to every reconfig until its server side of \
-            reconfig lands (being built on main); run with --ignored then"]
 fn reconfig_against_corral_prints_what_zkcli_prints() {
     if !zkcli_available() {
         return;

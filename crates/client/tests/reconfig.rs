@@ -128,8 +128,6 @@ async fn zookeeper_reconfigures_a_quorum_of_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Corral answers ReconfigDisabled to every reconfig until its server side of \
-            reconfig lands (being built on main); run with --ignored then"]
 async fn corral_reconfigures_a_quorum_of_one() {
     let server = corral_quorum_of_one(RECONFIG_CFG).await;
     reconfig_scenario(&server).await;
