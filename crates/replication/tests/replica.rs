@@ -42,6 +42,39 @@ async fn wait_len(applier: &VecApplier, n: usize) {
     }
 }
 
+/// Wait until no snapshot is being written: openraft builds them in the background, so one
+/// may still be in flight (a `.tmp` file) when the purge the test waits for has happened;
+/// shutting down then leaves the temporary file behind, as a crash would.
+async fn wait_snapshots_settled(replica: &Replica, dir: &Path) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = (
+        replica.metrics().snapshot_index,
+        replica.metrics().snapshots_built,
+    );
+    let mut stable_since = tokio::time::Instant::now();
+    loop {
+        let building = std::fs::read_dir(dir.join("data/snapshots"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            })
+            .unwrap_or(false);
+        let m = replica.metrics();
+        let now = (m.snapshot_index, m.snapshots_built);
+        if now != last || building {
+            last = now;
+            stable_since = tokio::time::Instant::now();
+        } else if stable_since.elapsed() > Duration::from_millis(300) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshots still being written: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn strings(v: Vec<Vec<u8>>) -> Vec<String> {
     v.into_iter()
         .map(|b| String::from_utf8(b).unwrap())
@@ -177,8 +210,9 @@ async fn snapshots_bound_the_log_and_a_restart_restores_from_them() {
         // In rounds, so that snapshots are taken along the way (openraft checks the policy
         // after each applied batch).
         for round in want.chunks(60) {
-            propose_all(&replica, round.to_vec()).await;
+            // Counted before proposing: entries of this round may apply meanwhile.
             let done = applier.len() + round.len();
+            propose_all(&replica, round.to_vec()).await;
             wait_len(&applier, done).await;
         }
         // Let the last snapshot and purge finish.
@@ -191,6 +225,7 @@ async fn snapshots_bound_the_log_and_a_restart_restores_from_them() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        wait_snapshots_settled(&replica, dir.path()).await;
         let m = replica.metrics();
         assert!(m.snapshots_built >= 5, "{m:?}");
         replica.shutdown().await.unwrap();
@@ -233,8 +268,9 @@ async fn an_unreadable_newest_snapshot_falls_back_to_an_older_one_and_the_log() 
         let applier = Arc::new(VecApplier::default());
         let replica = Replica::open(cfg.clone(), applier.clone()).await.unwrap();
         for round in want.chunks(50) {
-            propose_all(&replica, round.to_vec()).await;
+            // Counted before proposing: entries of this round may apply meanwhile.
             let done = applier.len() + round.len();
+            propose_all(&replica, round.to_vec()).await;
             wait_len(&applier, done).await;
         }
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -246,6 +282,7 @@ async fn an_unreadable_newest_snapshot_falls_back_to_an_older_one_and_the_log() 
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        wait_snapshots_settled(&replica, dir.path()).await;
         replica.shutdown().await.unwrap();
     }
     let mut snaps: Vec<_> = std::fs::read_dir(dir.path().join("data/snapshots"))
