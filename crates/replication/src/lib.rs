@@ -33,6 +33,7 @@ pub mod log_store;
 pub mod network;
 mod proposer;
 mod replica;
+pub mod runtime;
 mod segment;
 pub mod snapshot_store;
 pub mod state_machine;

@@ -31,8 +31,7 @@ impl openraft::RaftTypeConfig for TypeConfig {
     type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
     type Entry =
         openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
-    #[allow(deprecated)] // the non-deprecated path needs a direct dependency on openraft-rt-tokio
-    type AsyncRuntime = openraft::impls::TokioRuntime;
+    type AsyncRuntime = crate::runtime::CorralRuntime;
     type Responder<T>
         = ProposalResponder<T>
     where
