@@ -18,7 +18,7 @@
 //! hundred virtual milliseconds, from a source not yet found (the scheduler's own choices are
 //! the suspects). Every failure prints its seed; rerun it with
 //! `CORRAL_SIM_SEED=<seed>`. `CORRAL_SIM_SEEDS=<n>` sets how many seeds each test runs
-//! (default 130 for 3 servers and 50 for 5).
+//! (default 200 for 3 servers and 100 for 5).
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -996,10 +996,10 @@ fn run_all(servers: u64, default_seeds: u64) {
 
 #[test]
 fn three_servers_keep_one_history_under_partitions_loss_and_crashes() {
-    run_all(3, 130);
+    run_all(3, 200);
 }
 
 #[test]
 fn five_servers_keep_one_history_under_partitions_loss_and_crashes() {
-    run_all(5, 50);
+    run_all(5, 100);
 }
