@@ -107,7 +107,8 @@ impl Session {
         &self.host
     }
 
-    fn start(&self) {
+    /// Starts connecting, unless already started.
+    pub fn start(&self) {
         let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
         if task.is_some() {
             return;

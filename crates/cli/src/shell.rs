@@ -48,12 +48,15 @@ impl Shell {
             retry: interactive,
         };
         let watches = Watches::start(&handle);
+        // Not started yet, even in the interactive shell: `interactive`
+        // starts it once the banner is out, so that SyncConnected can't
+        // come out before "Welcome to ZooKeeper!" however the threads run.
         let session = Session::new(
             handle.clone(),
             &options.server,
             settings.clone(),
             watches.clone(),
-            interactive,
+            false,
         );
         Shell {
             handle,
@@ -80,9 +83,11 @@ impl Shell {
         outln!("Welcome to ZooKeeper!");
         if std::io::stdin().is_terminal() {
             outln!("JLine support is enabled");
+            self.session.start();
             self.read_terminal();
         } else {
             outln!("JLine support is disabled");
+            self.session.start();
             self.read_lines();
         }
         self.finish()

@@ -56,7 +56,11 @@ impl Watches {
     pub fn start(handle: &Handle) -> Watches {
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let printing = Arc::new(AtomicBool::new(true));
-        handle.spawn(hub(rx, printing.clone()));
+        // Unconstrained by tokio's cooperative budget: once the budget ran
+        // out, a watch that has fired would poll as Pending, and a `settle`
+        // seen in that same pass would be answered before its event was
+        // printed (then the event would come out after the command's output).
+        handle.spawn(tokio::task::coop::unconstrained(hub(rx, printing.clone())));
         Watches { tx, printing }
     }
 

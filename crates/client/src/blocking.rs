@@ -14,7 +14,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::builder::ClientBuilder;
 use crate::error::Error;
-use crate::multi::{OpResult, ReadResult};
+use crate::multi::{NullableReadResult, OpResult, ReadResult};
 use crate::state::SessionState;
 use crate::watch::{OneshotWatch, WatchStream, WatchedEvent};
 
@@ -341,6 +341,15 @@ impl Client {
         build: impl FnOnce(crate::MultiReadBuilder<'_>) -> crate::MultiReadBuilder<'_>,
     ) -> Result<Vec<ReadResult>, Error> {
         self.block_on(build(self.client.multi_read()).execute())
+    }
+
+    /// Like [`Client::multi_read`], with null data as `None`; see
+    /// [`crate::MultiReadBuilder::execute_nullable`].
+    pub fn multi_read_nullable(
+        &self,
+        build: impl FnOnce(crate::MultiReadBuilder<'_>) -> crate::MultiReadBuilder<'_>,
+    ) -> Result<Vec<NullableReadResult>, Error> {
+        self.block_on(build(self.client.multi_read()).execute_nullable())
     }
 
     /// Closes the session (also done on drop).

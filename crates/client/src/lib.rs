@@ -44,7 +44,7 @@ pub use acl::{digest_acl, digest_id, AclExt};
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::Error;
-pub use multi::{MultiBuilder, MultiReadBuilder, OpResult, ReadResult};
+pub use multi::{MultiBuilder, MultiReadBuilder, NullableReadResult, OpResult, ReadResult};
 pub use path::Chroot;
 pub use state::SessionState;
 pub use watch::{OneshotWatch, WatchStream, WatchedEvent};

@@ -238,11 +238,39 @@ fn first_failure(items: &[MultiResponseItem]) -> Option<(usize, ErrorCode)> {
 }
 
 /// The result of one op of a multiRead; each op succeeds or fails alone.
+/// Null data reads as empty, as [`Client::get_data`] does; see
+/// [`NullableReadResult`] to keep the two apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     Data { data: Vec<u8>, stat: Stat },
     Children { children: Vec<String> },
     Error(Error),
+}
+
+/// The result of one op of a multiRead from
+/// [`MultiReadBuilder::execute_nullable`]: like [`ReadResult`], but data is
+/// `None` when it is null (ZooKeeper keeps null apart from empty), as
+/// [`Client::get_data_nullable`] reads it. A separate type so that code
+/// matching on [`ReadResult`] keeps compiling and reading what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NullableReadResult {
+    Data { data: Option<Vec<u8>>, stat: Stat },
+    Children { children: Vec<String> },
+    Error(Error),
+}
+
+impl From<NullableReadResult> for ReadResult {
+    /// Null data becomes empty.
+    fn from(result: NullableReadResult) -> ReadResult {
+        match result {
+            NullableReadResult::Data { data, stat } => ReadResult::Data {
+                data: data.unwrap_or_default(),
+                stat,
+            },
+            NullableReadResult::Children { children } => ReadResult::Children { children },
+            NullableReadResult::Error(e) => ReadResult::Error(e),
+        }
+    }
 }
 
 /// Collects the ops of a multiRead; nothing is sent until
@@ -291,8 +319,15 @@ impl<'a> MultiReadBuilder<'a> {
         })
     }
 
-    /// Sends the reads; one result per op, in order.
+    /// Sends the reads; one result per op, in order. Null data reads as
+    /// empty; [`MultiReadBuilder::execute_nullable`] keeps it apart.
     pub async fn execute(self) -> Result<Vec<ReadResult>, Error> {
+        let results = self.execute_nullable().await?;
+        Ok(results.into_iter().map(ReadResult::from).collect())
+    }
+
+    /// Like [`MultiReadBuilder::execute`], with null data as `None`.
+    pub async fn execute_nullable(self) -> Result<Vec<NullableReadResult>, Error> {
         if let Some((index, error)) = self.invalid {
             return Err(Error::MultiFailed {
                 index,
@@ -306,15 +341,14 @@ impl<'a> MultiReadBuilder<'a> {
         items
             .into_iter()
             .map(|item| match item {
-                // Null data (length -1) reads as empty here.
-                MultiResponseItem::GetData { data, stat } => Ok(ReadResult::Data {
-                    data: data.unwrap_or_default(),
-                    stat,
-                }),
-                MultiResponseItem::GetChildren { children } => {
-                    Ok(ReadResult::Children { children })
+                // Null data was sent as length -1 and decoded as `None`.
+                MultiResponseItem::GetData { data, stat } => {
+                    Ok(NullableReadResult::Data { data, stat })
                 }
-                MultiResponseItem::Error(code) => Ok(ReadResult::Error(Error::from(code))),
+                MultiResponseItem::GetChildren { children } => {
+                    Ok(NullableReadResult::Children { children })
+                }
+                MultiResponseItem::Error(code) => Ok(NullableReadResult::Error(Error::from(code))),
                 other => Err(Error::Protocol(format!(
                     "unexpected multiRead result {other:?}"
                 ))),

@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use corral_client::{
-    digest_acl, perms, Acl, AclExt, Client, CreateMode, Error, Id, OpResult, ReadResult,
-    SessionState,
+    digest_acl, perms, Acl, AclExt, Client, CreateMode, Error, Id, NullableReadResult, OpResult,
+    ReadResult, SessionState,
 };
 use support::{servers, TestServer, SUPER_AUTH};
 
@@ -584,8 +584,50 @@ async fn a_node_created_with_null_data_reads_back_null_not_empty() {
             let (data, _) = c.get_data_nullable(path).await.unwrap();
             assert_eq!(data, want, "[{name}] {path}");
         }
+        // multiRead keeps null apart from empty too, in its nullable form.
+        let reads = c
+            .multi_read()
+            .get_data("/null")
+            .get_data("/empty")
+            .get_data("/null/m")
+            .get_data("/nope")
+            .get_children("/null")
+            .execute_nullable()
+            .await
+            .unwrap();
+        let data: Vec<_> = reads[..3]
+            .iter()
+            .map(|r| match r {
+                NullableReadResult::Data { data, .. } => data.clone(),
+                other => panic!("[{name}] {other:?}"),
+            })
+            .collect();
+        assert_eq!(data, [None, Some(Vec::new()), None], "[{name}]");
+        assert_eq!(
+            reads[3],
+            NullableReadResult::Error(Error::NoNode),
+            "[{name}]"
+        );
+        assert!(
+            matches!(&reads[4], NullableReadResult::Children { children } if children.len() == 2),
+            "[{name}] {:?}",
+            reads[4]
+        );
         // The plain reads keep answering empty for null.
         assert_eq!(c.get_data("/null").await.unwrap().0, b"");
+        let plain = c
+            .multi_read()
+            .get_data("/null")
+            .get_data("/empty")
+            .execute()
+            .await
+            .unwrap();
+        for read in &plain {
+            assert!(
+                matches!(read, ReadResult::Data { data, .. } if data.is_empty()),
+                "[{name}] {read:?}"
+            );
+        }
         // Setting data replaces null like any other value.
         c.set_data("/null", b"x", None).await.unwrap();
         assert_eq!(

@@ -29,6 +29,14 @@ fn the_blocking_client_works_from_plain_threads() {
         c.create_nullable("/null", None, &open, CreateMode::Persistent)
             .unwrap();
         assert_eq!(c.get_data_nullable("/null").unwrap().0, None);
+        let reads = c.multi_read_nullable(|m| m.get_data("/null")).unwrap();
+        assert!(
+            matches!(
+                &reads[0],
+                corral_client::NullableReadResult::Data { data: None, .. }
+            ),
+            "{reads:?}"
+        );
         assert_eq!(c.get_data("/null").unwrap().0, b"");
 
         let (_, _, watch) = c.get_data_watch("/b").unwrap();
