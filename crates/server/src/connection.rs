@@ -167,23 +167,8 @@ fn handshake(
     conn.timeout_ms = timeout_ms;
     if request.session_id == 0 {
         let session_id = core.allocate_session_id();
-        conn.session_id = session_id;
-        conn.pending.push_back(Pending::Write {
-            xid: 0,
-            shape: ReplyShape::Connect {
-                timeout_ms,
-                read_only_byte: request.read_only.is_some(),
-            },
-            received: Instant::now(),
-        });
-        core.conns.insert(conn_id, conn);
-        let entry = LogEntry {
-            origin: shared.server_id,
-            conn: conn_id,
-            xid: 0,
-            txn: stamp(session_id, &[], TxnOp::CreateSession { timeout_ms }),
-        };
-        return Handshake::Propose(entry.encode());
+        let op = TxnOp::CreateSession { timeout_ms };
+        return answer_when_logged(shared, &mut core, conn_id, conn, request, session_id, op);
     }
     let session_id = request.session_id;
     let valid = core.sessions.get(session_id).is_some_and(|s| !s.closing)
@@ -204,23 +189,8 @@ fn handshake(
         // The session moves here from another server: the log decides the
         // new owner before the client is answered, so that writes still
         // coming through the old server fail with SessionMoved.
-        conn.session_id = session_id;
-        conn.pending.push_back(Pending::Write {
-            xid: 0,
-            shape: ReplyShape::Connect {
-                timeout_ms,
-                read_only_byte: request.read_only.is_some(),
-            },
-            received: Instant::now(),
-        });
-        core.conns.insert(conn_id, conn);
-        let entry = LogEntry {
-            origin: shared.server_id,
-            conn: conn_id,
-            xid: 0,
-            txn: stamp(session_id, &[], TxnOp::MoveSession { timeout_ms }),
-        };
-        return Handshake::Propose(entry.encode());
+        let op = TxnOp::MoveSession { timeout_ms };
+        return answer_when_logged(shared, &mut core, conn_id, conn, request, session_id, op);
     }
     if let Some(old) = core.sessions.get(session_id).and_then(|s| s.conn) {
         core.drop_conn(old);
@@ -237,6 +207,36 @@ fn handshake(
     conn.send(out.freeze());
     core.conns.insert(conn_id, conn);
     Handshake::Established
+}
+
+/// Registers the connection with its ConnectResponse owed, to be sent when
+/// `op` (createSession or a session's move here) is applied.
+fn answer_when_logged(
+    shared: &Shared,
+    core: &mut crate::core::Core,
+    conn_id: ConnId,
+    mut conn: ConnState,
+    request: &ConnectRequest,
+    session_id: i64,
+    op: TxnOp,
+) -> Handshake {
+    conn.session_id = session_id;
+    conn.pending.push_back(Pending::Write {
+        xid: 0,
+        shape: ReplyShape::Connect {
+            timeout_ms: conn.timeout_ms,
+            read_only_byte: request.read_only.is_some(),
+        },
+        received: Instant::now(),
+    });
+    core.conns.insert(conn_id, conn);
+    let entry = LogEntry {
+        origin: shared.server_id,
+        conn: conn_id,
+        xid: 0,
+        txn: stamp(session_id, &[], op),
+    };
+    Handshake::Propose(entry.encode())
 }
 
 /// Reads until `buf` holds at least `n` bytes; false on EOF.
