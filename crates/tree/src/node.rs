@@ -205,6 +205,13 @@ mod tests {
     }
 
     #[test]
+    fn a_node_and_its_reference_counts_fit_a_128_byte_allocation() {
+        // `Arc<Node>` adds two 8-byte counts; malloc adds 8 bytes and rounds
+        // to 16: 120 bytes or less is a 128-byte chunk, 121 a 144-byte one.
+        assert!(std::mem::size_of::<Node>() + 16 <= 120);
+    }
+
+    #[test]
     fn containers_and_ttl_nodes_show_owner_zero() {
         let container = Node::new(
             Some(b""),
