@@ -1,7 +1,8 @@
 //! Micro-benchmark of the tree alone: N creates (1000 parents), the cost of
 //! capturing a snapshot (what the server holds its lock for), writes while a
 //! capture is alive against writes without one, snapshot write and read,
-//! and the process RSS with one tree.
+//! the process RSS with one tree, and the first create in a directory of N
+//! children after a capture.
 //! `cargo run --release -p corral-tree --example snapbench -- 1000000`
 //! With `SNAPBENCH_OUT=FILE` the snapshot bytes are also written to FILE
 //! (to compare encodings between builds).
@@ -109,5 +110,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = DataTree::read_snapshot(&mut &buf[..], TreeConfig::default())?;
     println!("read_snapshot: {:?}", s.elapsed());
     assert!(r == t, "the restored tree differs");
+    drop((r, t, buf));
+
+    // One directory of n children (a queue): what the first create after a
+    // capture costs, since it copies the directory's node with its child list.
+    let mut t = DataTree::new(TreeConfig::default());
+    t.apply(z, &create("/q".into()));
+    z += 1;
+    for i in 0..n {
+        t.apply(z, &create(format!("/q/n{i:010}")));
+        z += 1;
+    }
+    let _capture = t.capture();
+    let s = Instant::now();
+    t.apply(z, &create("/q/after".into()));
+    println!(
+        "first create in a directory of {n} after a capture: {:?}",
+        s.elapsed()
+    );
+    let s = Instant::now();
+    t.apply(z + 1, &create("/q/after2".into()));
+    println!("second create: {:?}", s.elapsed());
     Ok(())
 }

@@ -10,12 +10,14 @@
 //! server turns [`WatchTrigger`]s into events and replies.
 //!
 //! Files, in the order a write meets them: `apply.rs` (check then carry out),
-//! `path.rs` and `acl.rs` (the rules the checks use), `node.rs` (one znode),
+//! `path.rs` and `acl.rs` (the rules the checks use), `node.rs` (one znode) and `children.rs`
+//! (its child list),
 //! `store.rs` (where nodes live, shared with snapshot captures), `tree.rs` (the tree, its indexes, reads), `quota.rs`, `reap.rs`,
 //! `snapshot.rs`.
 
 mod acl;
 mod apply;
+mod children;
 mod node;
 mod path;
 mod quota;

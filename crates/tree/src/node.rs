@@ -5,10 +5,11 @@
 //! ever created); clients see `2 × cversion − numChildren`. The stored
 //! ephemeral owner marks containers and TTL nodes; clients see 0 for those.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use corral_proto::{Acl, Stat};
+
+pub(crate) use crate::children::Children;
 
 /// Internal owner of a container (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
 pub(crate) const CONTAINER_OWNER: i64 = i64::MIN;
@@ -51,58 +52,6 @@ impl NodeKind {
 /// The internal owner of a TTL node.
 pub(crate) fn ttl_owner(ttl_ms: i64) -> i64 {
     (EXTENDED_MASK | (ttl_ms & TTL_MAX_MS) as u64) as i64
-}
-
-/// A node's children: name → the slot the child is stored in
-/// (`store.rs`), sorted by name. The slots let a snapshot walk a captured
-/// tree from the root without the path index, which is not captured.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Children(BTreeMap<Box<str>, u32>);
-
-impl PartialEq for Children {
-    /// The same names: slots are only where the children happen to live.
-    fn eq(&self, other: &Children) -> bool {
-        self.0.len() == other.0.len() && self.0.keys().eq(other.0.keys())
-    }
-}
-
-impl Children {
-    /// Adds a child; false if the name is already there (nothing changes).
-    pub(crate) fn insert(&mut self, name: &str, slot: u32) -> bool {
-        match self.0.entry(name.into()) {
-            std::collections::btree_map::Entry::Occupied(_) => false,
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                entry.insert(slot);
-                true
-            }
-        }
-    }
-
-    pub(crate) fn remove(&mut self, name: &str) -> Option<u32> {
-        self.0.remove(name)
-    }
-
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Names, sorted.
-    pub(crate) fn names(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
-        self.0.keys().map(|name| &**name)
-    }
-
-    /// (name, slot), sorted by name.
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, u32)> + '_ {
-        self.0.iter().map(|(name, slot)| (&**name, *slot))
-    }
 }
 
 /// A znode. The path is the key of the tree's map, not stored here.
@@ -253,6 +202,13 @@ mod tests {
             std::mem::size_of::<Option<Box<[u8]>>>(),
             std::mem::size_of::<Box<[u8]>>()
         );
+    }
+
+    #[test]
+    fn a_node_and_its_reference_counts_fit_a_128_byte_allocation() {
+        // `Arc<Node>` adds two 8-byte counts; malloc adds 8 bytes and rounds
+        // to 16: 120 bytes or less is a 128-byte chunk, 121 a 144-byte one.
+        assert!(std::mem::size_of::<Node>() + 16 <= 120);
     }
 
     #[test]

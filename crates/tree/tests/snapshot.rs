@@ -137,12 +137,13 @@ fn a_capture_snapshots_the_tree_as_it_was_whatever_is_written_after() {
     // Enough nodes to span several of the store's chunks of 256 slots.
     for dir in 0..4 {
         d.mk(&format!("/d{dir}"));
-        for i in 0..300 {
-            d.apply(create(
-                &format!("/d{dir}/n{i}"),
-                b"before",
-                CreateMode::Persistent,
-            ));
+        // /d3 is a big directory, whose child list is kept as shared runs.
+        for i in 0..(if dir == 3 { 5000 } else { 300 }) {
+            d.apply_unchecked(
+                SESSION,
+                vec![],
+                create(&format!("/d{dir}/n{i}"), b"before", CreateMode::Persistent),
+            );
         }
     }
     let expected = snapshot_bytes(&d.tree);
@@ -151,13 +152,23 @@ fn a_capture_snapshots_the_tree_as_it_was_whatever_is_written_after() {
     // Every kind of write after the capture: data, children (the parent's
     // child list), deletes (freed slots then reused), ACLs, sessions.
     for i in 0..300 {
-        d.apply(set_data(&format!("/d0/n{i}"), b"after", -1));
-        d.apply(delete(&format!("/d1/n{i}"), -1));
-        d.apply(create(
-            &format!("/d2/new{i}"),
-            b"after",
-            CreateMode::Persistent,
-        ));
+        d.apply_unchecked(
+            SESSION,
+            vec![],
+            set_data(&format!("/d0/n{i}"), b"after", -1),
+        );
+        d.apply_unchecked(SESSION, vec![], delete(&format!("/d1/n{i}"), -1));
+        d.apply_unchecked(
+            SESSION,
+            vec![],
+            create(&format!("/d2/new{i}"), b"after", CreateMode::Persistent),
+        );
+        d.apply_unchecked(SESSION, vec![], delete(&format!("/d3/n{}", i * 7), -1));
+        d.apply_unchecked(
+            SESSION,
+            vec![],
+            create(&format!("/d3/new{i}"), b"after", CreateMode::Persistent),
+        );
     }
     d.apply(create_acl(
         "/locked",
@@ -181,6 +192,9 @@ fn a_capture_snapshots_the_tree_as_it_was_whatever_is_written_after() {
     );
     assert!(restored.stat("/d1/n7").is_some());
     assert!(restored.stat("/d2/new7").is_none());
+    assert!(restored.stat("/d3/n7").is_some());
+    assert!(restored.stat("/d3/new7").is_none());
+    assert_eq!(restored.stat("/d3").map(|s| s.num_children), Some(5000));
     assert_eq!(restored.session_timeout_ms(0x300), Some(4000));
     assert_round_trips(&d.tree);
 }
