@@ -61,12 +61,12 @@ enum Record<'a> {
         timeout_ms: i32,
     },
     QuotaRoot {
-        path: Cow<'a, str>,
+        path: &'a str,
     },
     Acl {
         entries: Cow<'a, [Acl]>,
     },
-    Node(NodeRecord<'a>),
+    Node(#[serde(borrow)] NodeRecord<'a>),
     End,
     /// The server that holds a session's connection (for SessionMoved);
     /// written after the nodes, before `End`. Appended last so that the
@@ -79,9 +79,14 @@ enum Record<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct NodeRecord<'a> {
-    path: Cow<'a, str>,
+    /// Borrowed from the read buffer when loading (`&str` and `&[u8]` are
+    /// encoded exactly as the `String`/`Vec<u8>` of earlier builds: a length
+    /// then the bytes), so a million nodes load without two temporary
+    /// allocations each.
+    path: &'a str,
     /// `None` for null data.
-    data: Option<Cow<'a, [u8]>>,
+    #[serde(borrow)]
+    data: Option<&'a [u8]>,
     /// Index into the ACL records.
     acl: u32,
     czxid: i64,
@@ -124,12 +129,16 @@ struct RecordReader<'r, R: Read> {
 }
 
 impl<R: Read> RecordReader<'_, R> {
-    fn next(&mut self) -> Result<Record<'static>, SnapshotError> {
+    /// The next record, borrowing its names and data from the read buffer.
+    fn next(&mut self) -> Result<Record<'_>, SnapshotError> {
         let mut len = [0; 4];
         self.input.read_exact(&mut len)?;
         let len = u32::from_le_bytes(len);
         if len > RECORD_BYTES_MAX {
-            return Err(self.corrupt(format!("record length {len} is implausible")));
+            return Err(corrupt(
+                self.index,
+                format!("record length {len} is implausible"),
+            ));
         }
         self.buf.clear();
         // `take` grows the buffer as bytes arrive: a corrupt length cannot
@@ -140,55 +149,17 @@ impl<R: Read> RecordReader<'_, R> {
         if self.buf.len() != len as usize {
             return Err(SnapshotError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
-        let record = postcard::from_bytes::<Record<'_>>(&self.buf).map_err(|source| {
-            SnapshotError::Decode {
-                index: self.index,
-                source,
-            }
-        })?;
+        let index = self.index;
         self.index += 1;
-        Ok(into_owned(record))
-    }
-
-    fn corrupt(&self, what: impl Into<String>) -> SnapshotError {
-        SnapshotError::Corrupt {
-            index: self.index,
-            what: what.into(),
-        }
+        postcard::from_bytes::<Record<'_>>(&self.buf)
+            .map_err(|source| SnapshotError::Decode { index, source })
     }
 }
 
-fn into_owned(record: Record<'_>) -> Record<'static> {
-    match record {
-        Record::Header {
-            format,
-            last_zxid,
-            sessions,
-            quota_roots,
-            acls,
-            nodes,
-        } => Record::Header {
-            format,
-            last_zxid,
-            sessions,
-            quota_roots,
-            acls,
-            nodes,
-        },
-        Record::Session { id, timeout_ms } => Record::Session { id, timeout_ms },
-        Record::QuotaRoot { path } => Record::QuotaRoot {
-            path: Cow::Owned(path.into_owned()),
-        },
-        Record::Acl { entries } => Record::Acl {
-            entries: Cow::Owned(entries.into_owned()),
-        },
-        Record::Node(node) => Record::Node(NodeRecord {
-            path: Cow::Owned(node.path.into_owned()),
-            data: node.data.map(|data| Cow::Owned(data.into_owned())),
-            ..node
-        }),
-        Record::End => Record::End,
-        Record::SessionOwner { id, owner } => Record::SessionOwner { id, owner },
+fn corrupt(index: u64, what: impl Into<String>) -> SnapshotError {
+    SnapshotError::Corrupt {
+        index,
+        what: what.into(),
     }
 }
 
@@ -266,9 +237,7 @@ impl TreeCapture {
             writer.write(&Record::Session { id, timeout_ms })?;
         }
         for root in &self.quota_roots {
-            writer.write(&Record::QuotaRoot {
-                path: Cow::Borrowed(root),
-            })?;
+            writer.write(&Record::QuotaRoot { path: root })?;
         }
         for list in &acl_lists {
             writer.write(&Record::Acl {
@@ -301,8 +270,8 @@ impl TreeCapture {
                 .get(&Arc::as_ptr(&node.acl))
                 .ok_or_else(|| io::Error::other(format!("the ACL of {path} is not interned")))?;
             writer.write(&Record::Node(NodeRecord {
-                path: Cow::Borrowed(&path),
-                data: node.data().map(Cow::Borrowed),
+                path: &path,
+                data: node.data(),
                 acl,
                 czxid: node.czxid,
                 mzxid: node.mzxid,
@@ -355,6 +324,9 @@ impl DataTree {
             buf: Vec::new(),
             index: 0,
         };
+        // Each record borrows the reader's buffer until the next one is read,
+        // so errors name the record by the index noted before reading it.
+        let at = reader.index;
         let Record::Header {
             format,
             last_zxid,
@@ -364,7 +336,7 @@ impl DataTree {
             nodes,
         } = reader.next()?
         else {
-            return Err(reader.corrupt("the first record is not a header"));
+            return Err(corrupt(at, "the first record is not a header"));
         };
         if format != FORMAT {
             return Err(SnapshotError::UnsupportedFormat(format));
@@ -372,21 +344,24 @@ impl DataTree {
         let mut tree = DataTree::empty(config);
         tree.last_zxid = last_zxid;
         for _ in 0..sessions {
+            let at = reader.index;
             let Record::Session { id, timeout_ms } = reader.next()? else {
-                return Err(reader.corrupt("expected a session"));
+                return Err(corrupt(at, "expected a session"));
             };
             tree.sessions.insert(id, timeout_ms);
         }
         for _ in 0..quota_roots {
+            let at = reader.index;
             let Record::QuotaRoot { path } = reader.next()? else {
-                return Err(reader.corrupt("expected a quota root"));
+                return Err(corrupt(at, "expected a quota root"));
             };
-            tree.quota_roots.insert(path.into_owned().into_boxed_str());
+            tree.quota_roots.insert(path.into());
         }
         let mut acl_lists = Vec::new();
         for _ in 0..acls {
+            let at = reader.index;
             let Record::Acl { entries } = reader.next()? else {
-                return Err(reader.corrupt("expected an ACL list"));
+                return Err(corrupt(at, "expected an ACL list"));
             };
             acl_lists.push(Arc::new(entries.into_owned()));
         }
@@ -396,18 +371,25 @@ impl DataTree {
         tree.nodes
             .reserve(usize::try_from(nodes).unwrap_or(0).min(1 << 26));
         for index in 0..nodes {
+            let at = reader.index;
             let Record::Node(record) = reader.next()? else {
-                return Err(reader.corrupt("expected a node"));
+                return Err(corrupt(at, "expected a node"));
             };
             let is_root = record.path == "/";
-            if (index == 0) != is_root || (!is_root && !validate_path(&record.path)) {
-                return Err(reader.corrupt(format!("unexpected node path {:?}", record.path)));
+            if (index == 0) != is_root || (!is_root && !validate_path(record.path)) {
+                return Err(corrupt(
+                    at,
+                    format!("unexpected node path {:?}", record.path),
+                ));
             }
             let acl = acl_lists.get(record.acl as usize).ok_or_else(|| {
-                reader.corrupt(format!("{} names unknown ACL {}", record.path, record.acl))
+                corrupt(
+                    at,
+                    format!("{} names unknown ACL {}", record.path, record.acl),
+                )
             })?;
             let node = Node {
-                data: record.data.map(|data| data.into_owned().into_boxed_slice()),
+                data: record.data.map(Box::from),
                 acl: tree.acls.acquire(acl),
                 children: Default::default(),
                 czxid: record.czxid,
@@ -420,19 +402,21 @@ impl DataTree {
                 cversion: record.cversion,
                 aversion: record.aversion,
             };
-            if !tree.insert_loaded(&record.path, node) {
-                return Err(
-                    reader.corrupt(format!("{} has no parent or appears twice", record.path))
-                );
+            if !tree.insert_loaded(record.path, node) {
+                return Err(corrupt(
+                    at,
+                    format!("{} has no parent or appears twice", record.path),
+                ));
             }
         }
         loop {
+            let at = reader.index;
             match reader.next()? {
                 Record::End => break,
                 Record::SessionOwner { id, owner } => {
                     tree.session_owners.insert(id, owner);
                 }
-                _ => return Err(reader.corrupt("expected the end marker")),
+                _ => return Err(corrupt(at, "expected the end marker")),
             }
         }
         Ok(tree)
