@@ -36,6 +36,19 @@ fn reconfig_body(
     e.0
 }
 
+/// Opens a session, retrying for up to 10 s: a server that has just been elected, or has
+/// just joined, may still refuse clients for a moment (it closes the connection unanswered).
+fn connect_retrying(addr: std::net::SocketAddr, what: &str) -> RawSession {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match RawSession::connect(addr, 10_000) {
+            Ok(s) => return s,
+            Err(e) if Instant::now() >= deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// Sends a reconfig; the error code and, on success, the new config text.
 fn reconfig(
     s: &mut RawSession,
@@ -58,7 +71,7 @@ fn reconfig(
 /// `/zookeeper/config` as one server holds it (after a sync, so that it has
 /// applied everything committed before).
 fn config_on(e: &Ensemble, i: usize) -> String {
-    let mut s = RawSession::connect(e.addr(i), 10_000).expect("connect");
+    let mut s = connect_retrying(e.addr(i), "connect");
     let mut body = Enc::new();
     body.str("/zookeeper/config");
     s.request(op::SYNC, &body.0).expect("sync");
@@ -135,14 +148,14 @@ fn create(s: &mut RawSession, path: &str) -> i32 {
 fn reconfig_is_refused_when_disabled_and_in_standalone_mode() {
     let mut e = Ensemble::participants(3, &[]);
     e.start_all();
-    let mut s = RawSession::connect(e.addr(0), 10_000).expect("connect");
+    let mut s = connect_retrying(e.addr(0), "connect");
     let (err, _) = reconfig(&mut s, None, Some("3"), None, -1);
     assert_eq!(err, RECONFIG_DISABLED);
     // The refusal keeps the session usable.
     assert_eq!(create(&mut s, "/after-refusal"), OK);
 
     let server = support::CorralServer::start_with(&["reconfigEnabled=true"]);
-    let mut s = RawSession::connect(server.addr(), 10_000).expect("connect standalone");
+    let mut s = connect_retrying(server.addr(), "connect standalone");
     let (err, _) = reconfig(&mut s, None, Some("1"), None, -1);
     assert_eq!(
         err, UNIMPLEMENTED,
@@ -160,7 +173,7 @@ fn a_participant_is_removed_and_added_back() {
     let leaving = (leader + 1) % 3;
     let leaving_id = e.nodes[leaving].id;
     let via = (leader + 2) % 3;
-    let mut s = RawSession::connect(e.addr(via), 10_000).expect("connect");
+    let mut s = connect_retrying(e.addr(via), "connect");
 
     // A stale version is refused; so is a config with one voter left.
     let (err, _) = reconfig(&mut s, None, Some(&leaving_id.to_string()), None, 12345);
@@ -207,7 +220,7 @@ fn a_participant_is_removed_and_added_back() {
     eventually(20, "the returning server serves the new config", &e, || {
         RawSession::connect(e.addr(leaving), 5_000).is_ok() && config_on(&e, leaving) == back
     });
-    let mut r = RawSession::connect(e.addr(leaving), 10_000).expect("connect returned");
+    let mut r = connect_retrying(e.addr(leaving), "connect returned");
     assert_eq!(create(&mut r, "/through-the-returned"), OK);
 }
 
@@ -222,7 +235,7 @@ fn a_reconfig_needs_write_permission_on_the_config_node_and_a_synced_quorum() {
         ],
     );
     let leader = e.start_all();
-    let mut s = RawSession::connect(e.addr(leader), 10_000).expect("connect");
+    let mut s = connect_retrying(e.addr(leader), "connect");
     let (err, _) = reconfig(&mut s, None, Some("3"), None, -1);
     assert_eq!(err, NO_AUTH, "world:anyone may only read /zookeeper/config");
 
@@ -276,7 +289,7 @@ fn a_new_server_joins_through_reconfig_and_the_config_survives_restarts() {
         "a server outside the membership must not serve clients"
     );
 
-    let mut s = RawSession::connect(e.addr(leader), 10_000).expect("connect");
+    let mut s = connect_retrying(e.addr(leader), "connect");
     assert_eq!(create(&mut s, "/before-4"), OK);
     let joiner = joiner_line(&e, 3, "observer");
     let (err, config) = reconfig(&mut s, Some(&joiner), None, None, -1);
@@ -307,7 +320,7 @@ fn a_new_server_joins_through_reconfig_and_the_config_survives_restarts() {
             Some("follower") | Some("leader")
         )
     });
-    let mut four = RawSession::connect(e.addr(3), 10_000).expect("connect 4");
+    let mut four = connect_retrying(e.addr(3), "connect 4");
     assert_eq!(create(&mut four, "/through-4"), OK);
 
     // A restarted server keeps the reconfigured membership and config,
