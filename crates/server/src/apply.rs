@@ -12,7 +12,7 @@ use corral_proto::response::{
     encode_connect_response, encode_header_reply, encode_multi_reply, encode_reply_record,
     MultiResponseItem,
 };
-use corral_proto::{ErrorCode, Id};
+use corral_proto::ErrorCode;
 use corral_tree::{MultiOpResult, Txn, TxnOp, TxnResult};
 
 use crate::core::{Core, Pending, ReplyShape, Shared};
@@ -147,12 +147,16 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
     // A reconfig's outcome comes back after the membership change, so writes
     // the client sent after it may be applied first: the reply takes the
     // place of its own request in the queue, and goes out in request order.
+    // Only a reconfig's reply carries the config; other writes skip the read.
+    let answers_reconfig = core.conns.get(&conn_id).is_some_and(|c| {
+        c.pending.iter().any(|p| {
+            matches!(p, Pending::Write { xid: x, shape: ReplyShape::Reconfig, .. } if *x == xid)
+        })
+    });
     let config_data = match result {
-        TxnResult::DataSet { .. } => core
-            .tree
-            .get_data(crate::reconfig::CONFIG_NODE, &[Id::new("super", "")])
-            .ok()
-            .map(|(d, _)| d.map(<[u8]>::to_vec)),
+        TxnResult::DataSet { .. } if answers_reconfig => {
+            crate::reconfig::config_node(&core.tree).map(|(text, _)| text.into_bytes())
+        }
         _ => None,
     };
     let Some(conn) = core.conns.get_mut(&conn_id) else {
@@ -226,7 +230,7 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
             xid,
             zxid,
             &GetDataResponse {
-                data: config_data.flatten(),
+                data: config_data,
                 stat,
             },
         ),

@@ -35,6 +35,23 @@ use crate::write_path::stamp;
 /// The node that holds the dynamic configuration.
 pub const CONFIG_NODE: &str = "/zookeeper/config";
 
+/// The server reads the config node as the super user: no ACL applies to it.
+fn server_itself() -> [Id; 1] {
+    [Id::new("super", "")]
+}
+
+/// `/zookeeper/config`'s text and Stat, as the server holds them.
+pub fn config_node(tree: &corral_tree::DataTree) -> Option<(String, corral_proto::Stat)> {
+    tree.get_data(CONFIG_NODE, &server_itself())
+        .ok()
+        .map(|(d, stat)| {
+            (
+                String::from_utf8_lossy(d.unwrap_or_default()).into_owned(),
+                stat,
+            )
+        })
+}
+
 /// A reconfig request on its way to the leader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconfigCall {
@@ -191,15 +208,10 @@ fn plan(shared: &Shared, call: &ReconfigCall) -> Result<Vec<PeerSpec>, ErrorCode
     }
     let (current_text, acl) = {
         let core = shared.core.lock();
-        let superuser = [Id::new("super", "")];
-        let text = core
-            .tree
-            .get_data(CONFIG_NODE, &superuser)
-            .map(|(d, _)| String::from_utf8_lossy(d.unwrap_or_default()).into_owned())
-            .unwrap_or_default();
+        let text = config_node(&core.tree).map(|(t, _)| t).unwrap_or_default();
         let acl = core
             .tree
-            .get_acl(CONFIG_NODE, &superuser)
+            .get_acl(CONFIG_NODE, &server_itself())
             .map(|(a, _)| a)
             .unwrap_or_default();
         (text, acl)
@@ -361,17 +373,10 @@ pub async fn reconcile(shared: &Arc<Shared>, state: &mut Reconciler) {
     let Some(implied) = members_text(&metrics.members) else {
         return;
     };
-    let (current, reconfigured) = {
-        let core = shared.core.lock();
-        let superuser = [Id::new("super", "")];
-        match core.tree.get_data(CONFIG_NODE, &superuser) {
-            Ok((data, stat)) => (
-                String::from_utf8_lossy(data.unwrap_or_default()).into_owned(),
-                stat.mzxid != 0,
-            ),
-            Err(_) => return,
-        }
+    let Some((current, stat)) = config_node(&shared.core.lock().tree) else {
+        return;
     };
+    let reconfigured = stat.mzxid != 0;
     let current_members = parse_members(&current)
         .map(|p| render_members(&p))
         .unwrap_or_default();
