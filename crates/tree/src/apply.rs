@@ -632,19 +632,13 @@ impl DataTree {
             .nodes
             .slot_of(canonical(parent_path))
             .unwrap_or_else(|| broken(path, "lost its parent"));
-        let slot = self
-            .nodes
-            .insert(path, node)
+        self.nodes
+            .insert_under(Some(parent_slot), path, node)
             .unwrap_or_else(|| broken(path, "was already there"));
         let parent = self
             .nodes
             .at_mut(parent_slot)
             .unwrap_or_else(|| broken(path, "lost its parent"));
-        let inserted = parent.children.insert(name, slot);
-        assert!(
-            inserted,
-            "checked create of {path} found the node already there"
-        );
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = parent.pzxid.max(ctx.zxid);
         let parent_acl = Arc::clone(&parent.acl);
@@ -678,7 +672,6 @@ impl DataTree {
             .nodes
             .get_mut(canonical(parent_path))
             .unwrap_or_else(|| broken(path, "lost its parent"));
-        parent.children.remove(name);
         parent.pzxid = parent.pzxid.max(zxid);
         let parent_acl = Arc::clone(&parent.acl);
         self.acls.release(&node.acl);

@@ -26,7 +26,12 @@ const SMALL_BELOW: usize = 1024;
 /// to a run after a capture copies it.
 const RUN_LEN_MAX: usize = 512;
 
-type Run = Vec<(Box<str>, u32)>;
+type Run = Vec<(Name, u32)>;
+
+/// A child's name, held inline up to 24 bytes (sequential nodes' names and
+/// most others fit): no allocation of its own, and a lookup compares names
+/// in the map's node instead of following a pointer per comparison.
+type Name = compact_str::CompactString;
 
 /// Sorted child names → slots. Both lists are boxed so that the node of a
 /// leaf (most nodes) carries 16 bytes here, not a map's 24 or more.
@@ -38,7 +43,7 @@ pub(crate) enum Children {
         clippy::box_collection,
         reason = "a bare BTreeMap would make every node 8 bytes bigger (one size class up in malloc)"
     )]
-    Small(Box<BTreeMap<Box<str>, u32>>),
+    Small(Box<BTreeMap<Name, u32>>),
     Large(Box<Runs>),
 }
 
@@ -90,6 +95,20 @@ impl Children {
                     *self = Children::Small(Box::new(runs.to_map()));
                 }
                 Some(slot)
+            }
+        }
+    }
+
+    /// The slot of the child called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
+        match self {
+            Children::Empty => None,
+            Children::Small(map) => map.get(name).copied(),
+            Children::Large(runs) => {
+                let (r, Ok(i)) = runs.find(name)? else {
+                    return None;
+                };
+                runs.runs.get(r)?.get(i).map(|(_, slot)| *slot)
             }
         }
     }
@@ -146,7 +165,7 @@ pub(crate) struct Runs {
 }
 
 impl Runs {
-    fn from_sorted(map: BTreeMap<Box<str>, u32>) -> Runs {
+    fn from_sorted(map: BTreeMap<Name, u32>) -> Runs {
         let len = map.len();
         let mut runs = Vec::with_capacity(len / RUN_LEN_MAX + 1);
         let mut run = Vec::with_capacity(RUN_LEN_MAX);
@@ -165,7 +184,7 @@ impl Runs {
         Runs { runs, len }
     }
 
-    fn to_map(&self) -> BTreeMap<Box<str>, u32> {
+    fn to_map(&self) -> BTreeMap<Name, u32> {
         self.runs
             .iter()
             .flat_map(|run| run.iter().cloned())
@@ -226,11 +245,11 @@ impl Runs {
 
 /// Iterator over a child list, in name order from either end.
 pub(crate) enum Iter<'a> {
-    Small(btree_map::Iter<'a, Box<str>, u32>),
+    Small(btree_map::Iter<'a, Name, u32>),
     Large {
         runs: std::slice::Iter<'a, Arc<Run>>,
-        front: std::slice::Iter<'a, (Box<str>, u32)>,
-        back: std::slice::Iter<'a, (Box<str>, u32)>,
+        front: std::slice::Iter<'a, (Name, u32)>,
+        back: std::slice::Iter<'a, (Name, u32)>,
     },
 }
 

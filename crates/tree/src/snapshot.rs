@@ -370,6 +370,9 @@ impl DataTree {
         // corrupt count cannot ask for absurd memory up front.
         tree.nodes
             .reserve(usize::try_from(nodes).unwrap_or(0).min(1 << 26));
+        // (parent path, its slot) of the last node loaded; the root's parent
+        // path is never a real parent's ("" names the root only here).
+        let mut last_parent: (String, u32) = (String::from("\0"), 0);
         for index in 0..nodes {
             let at = reader.index;
             let Record::Node(record) = reader.next()? else {
@@ -402,7 +405,24 @@ impl DataTree {
                 cversion: record.cversion,
                 aversion: record.aversion,
             };
-            if !tree.insert_loaded(record.path, node) {
+            // Snapshots list a parent's children one after another: look
+            // the parent up once per run of siblings, not once per node.
+            let parent = match crate::path::split_parent(record.path) {
+                Some((parent, _)) if parent == last_parent.0 => Some(Some(last_parent.1)),
+                _ => tree.nodes.parent_slot_for(record.path),
+            };
+            let inserted =
+                parent.is_some_and(|parent| tree.insert_loaded_under(parent, record.path, node));
+            if let (true, Some(Some(slot))) = (inserted, parent) {
+                if let Some((parent_path, _)) = crate::path::split_parent(record.path) {
+                    if parent_path != last_parent.0 {
+                        last_parent.0.clear();
+                        last_parent.0.push_str(parent_path);
+                        last_parent.1 = slot;
+                    }
+                }
+            }
+            if !inserted {
                 return Err(corrupt(
                     at,
                     format!("{} has no parent or appears twice", record.path),

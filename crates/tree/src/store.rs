@@ -2,22 +2,25 @@
 //! all of them in microseconds while writes go on.
 //!
 //! Each node sits in a numbered slot as an `Arc<Node>`; slots are grouped in
-//! fixed-size chunks, themselves shared through an `Arc`; a path index maps
-//! every full path to its slot. A capture ([`NodeStore::capture`]) copies
-//! only the chunk pointers (one per [`CHUNK_SLOTS`] nodes). A write after a
-//! capture copies the one chunk of pointers it touches and then the one node
-//! it changes (`Arc::make_mut`), each at most once per capture, and the
-//! capture keeps seeing the old versions: an exact picture of the tree at the
-//! moment it was taken, with no lock held while it is serialized.
+//! fixed-size chunks, themselves shared through an `Arc`. A capture
+//! ([`NodeStore::capture`]) copies only the chunk pointers (one per
+//! [`CHUNK_SLOTS`] nodes). A write after a capture copies the one chunk of
+//! pointers it touches and then the one node it changes (`Arc::make_mut`),
+//! each at most once per capture, and the capture keeps seeing the old
+//! versions: an exact picture of the tree at the moment it was taken, with
+//! no lock held while it is serialized.
 //!
-//! Nodes name their children's slots ([`crate::node::Children`]), so the
-//! snapshot walks the capture without the path index, which is not captured.
+//! There is no index of full paths: a path is found by walking from the root
+//! through each node's child list (names → slots, [`crate::node::Children`]).
+//! An index cost ~100 bytes per znode (the table plus a second copy of every
+//! path) — a fifth of the memory with a million znodes — and a hash of the
+//! whole path per lookup, while a walk is a few short sorted-map lookups
+//! (ZooKeeper's paths are shallow). The snapshot walks a capture the same way.
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use crate::node::Node;
+use crate::path::split_parent;
 
 /// Slots per chunk. A capture costs one pointer copy per chunk (~4,000 for
 /// 1M nodes); the first write to a chunk after a capture copies its 256
@@ -30,30 +33,30 @@ fn empty_chunk() -> Arc<Chunk> {
     Arc::new(std::array::from_fn(|_| None))
 }
 
-/// The tree's nodes: path → slot, slots in shared chunks.
+/// The tree's nodes: slots in shared chunks, reachable from the root.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NodeStore {
-    /// Full path (the root as `/`) → slot. FxHash: fast on paths and the
-    /// same on every server (nothing depends on its order anyway).
-    index: FxHashMap<Box<str>, u32>,
     chunks: Vec<Arc<Chunk>>,
     /// Empty slots, reused before a new chunk is added; popped from the end,
     /// so a new chunk's slots are pushed in reverse and used in order.
     free: Vec<u32>,
+    /// The root's slot (`None` only while a tree is being built).
+    root: Option<u32>,
+    len: usize,
 }
 
 impl NodeStore {
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
     pub(crate) fn contains_key(&self, path: &str) -> bool {
-        self.index.contains_key(path)
+        self.slot_of(path).is_some()
     }
 
     /// The node stored under exactly `path` (the root is `/`).
     pub(crate) fn get(&self, path: &str) -> Option<&Node> {
-        slot_in(&self.chunks, *self.index.get(path)?)
+        slot_in(&self.chunks, self.slot_of(path)?)
     }
 
     /// The node in `slot`, if any.
@@ -61,9 +64,18 @@ impl NodeStore {
         slot_in(&self.chunks, slot)
     }
 
-    /// The slot of the node under exactly `path`.
+    /// The slot of the node under exactly `path` (the root is `/`; a path
+    /// with an empty component, such as `/a/`, names nothing).
     pub(crate) fn slot_of(&self, path: &str) -> Option<u32> {
-        self.index.get(path).copied()
+        let root = self.root?;
+        if path == "/" {
+            return Some(root);
+        }
+        let mut slot = root;
+        for name in path.strip_prefix('/')?.split('/') {
+            slot = slot_in(&self.chunks, slot)?.children.get(name)?;
+        }
+        Some(slot)
     }
 
     /// The node in `slot`, for writing (see [`NodeStore::get_mut`]).
@@ -76,16 +88,61 @@ impl NodeStore {
     /// The node under `path`, for writing: first unshares its chunk and the
     /// node itself from any capture still being serialized.
     pub(crate) fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
-        self.at_mut(*self.index.get(path)?)
+        self.at_mut(self.slot_of(path)?)
     }
 
-    /// Stores a node under a path that is not present yet and returns its
-    /// slot (for the parent's child list); `None`, storing nothing, if the
-    /// path is present.
+    /// Stores a node under a path that is not present yet, adding it to its
+    /// parent's child list, and returns its slot. `None`, storing nothing, if
+    /// the path is present or its parent is not (the root, `/`, has none).
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, path: &str, node: Node) -> Option<u32> {
-        let std::collections::hash_map::Entry::Vacant(entry) = self.index.entry(path.into()) else {
-            return None;
-        };
+        self.insert_under(self.parent_slot_for(path)?, path, node)
+    }
+
+    /// [`NodeStore::insert`] with the parent's slot already known (`None` for
+    /// the root), as from [`NodeStore::parent_slot_for`]; loading a snapshot
+    /// inserts siblings one after another under the same parent.
+    pub(crate) fn insert_under(
+        &mut self,
+        parent: Option<u32>,
+        path: &str,
+        node: Node,
+    ) -> Option<u32> {
+        match parent {
+            None => {
+                if path != "/" || self.root.is_some() {
+                    return None;
+                }
+                let slot = self.allocate(node);
+                self.root = Some(slot);
+                Some(slot)
+            }
+            Some(parent) => {
+                let (_, name) = split_parent(path)?;
+                if self.at(parent)?.children.contains(name) {
+                    return None;
+                }
+                let slot = self.allocate(node);
+                if let Some(parent) = self.at_mut(parent) {
+                    parent.children.insert(name, slot);
+                }
+                Some(slot)
+            }
+        }
+    }
+
+    /// The slot of `path`'s parent: `Some(None)` for the root, `None` if the
+    /// parent is missing or the path has no parent.
+    pub(crate) fn parent_slot_for(&self, path: &str) -> Option<Option<u32>> {
+        if path == "/" {
+            return Some(None);
+        }
+        let (parent, _) = split_parent(path)?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        self.slot_of(parent).map(Some)
+    }
+
+    fn allocate(&mut self, node: Node) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -99,34 +156,57 @@ impl NodeStore {
                 first
             }
         };
-        entry.insert(slot);
         let index = slot as usize;
         let chunk = Arc::make_mut(&mut self.chunks[index / CHUNK_SLOTS]);
         chunk[index % CHUNK_SLOTS] = Some(Arc::new(node));
-        Some(slot)
+        self.len += 1;
+        slot
     }
 
-    /// Takes the node under `path` out; its slot becomes free. A capture
-    /// that still holds it keeps it alive.
+    /// Takes the node under `path` out of its parent's child list; its slot
+    /// becomes free. A capture that still holds it keeps it alive. The root
+    /// is never removed, nor a node that still has children (they would be
+    /// unreachable).
     pub(crate) fn remove(&mut self, path: &str) -> Option<Arc<Node>> {
-        let slot = self.index.remove(path)?;
+        let (parent, name) = split_parent(path)?;
+        if name.is_empty() {
+            return None;
+        }
+        let parent = self.slot_of(if parent.is_empty() { "/" } else { parent })?;
+        let slot = self.at(parent)?.children.get(name)?;
+        if !self.at(slot)?.children.is_empty() {
+            return None;
+        }
+        self.at_mut(parent)?.children.remove(name)?;
         let index = slot as usize;
         let chunk = Arc::make_mut(self.chunks.get_mut(index / CHUNK_SLOTS)?);
         let node = chunk[index % CHUNK_SLOTS].take();
         self.free.push(slot);
+        self.len -= 1;
         node
     }
 
-    /// Every (path, node), in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.index
-            .iter()
-            .filter_map(|(path, slot)| Some((&**path, slot_in(&self.chunks, *slot)?)))
+    /// Every (path, node), parents before their children.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (String, &Node)> {
+        let mut stack: Vec<(String, u32)> =
+            self.root.map(|r| ("/".to_owned(), r)).into_iter().collect();
+        std::iter::from_fn(move || {
+            let (path, slot) = stack.pop()?;
+            let node = slot_in(&self.chunks, slot)?;
+            for (name, child) in node.children.iter() {
+                let child_path = if path == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{path}/{name}")
+                };
+                stack.push((child_path, child));
+            }
+            Some((path, node))
+        })
     }
 
-    /// Room for `additional` more nodes without growing the index.
+    /// Room for `additional` more nodes.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.index.reserve(additional);
         self.chunks.reserve(additional / CHUNK_SLOTS + 1);
     }
 
@@ -135,8 +215,8 @@ impl NodeStore {
     pub(crate) fn capture(&self) -> CapturedNodes {
         CapturedNodes {
             chunks: self.chunks.clone(),
-            root: self.index.get("/").copied(),
-            len: self.index.len(),
+            root: self.root,
+            len: self.len,
         }
     }
 }
@@ -148,7 +228,7 @@ impl PartialEq for NodeStore {
         self.len() == other.len()
             && self
                 .iter()
-                .all(|(path, node)| other.get(path) == Some(node))
+                .all(|(path, node)| other.get(&path) == Some(node))
     }
 }
 
@@ -218,12 +298,37 @@ mod tests {
         assert_eq!(store.get("/n5").map(|n| n.version), Some(7));
         assert_eq!(store.get("/new").map(|n| n.version), Some(9));
         assert!(store.get("/n6").is_none());
+        assert_eq!(store.len(), slots.len() + 1);
+    }
+
+    #[test]
+    fn paths_are_found_by_walking_from_the_root() {
+        let mut store = NodeStore::default();
+        assert_eq!(store.insert("/a", node(1)), None, "no root yet");
+        store.insert("/", node(0));
+        assert_eq!(store.insert("/a/b", node(2)), None, "no parent");
+        let a = store.insert("/a", node(1));
+        let b = store.insert("/a/b", node(2));
+        assert!(a.is_some() && b.is_some());
+        assert_eq!(store.slot_of("/a/b"), b);
+        for missing in ["/a/", "//a", "/a//b", "a", "/a/b/c", "/b"] {
+            assert_eq!(store.slot_of(missing), None, "{missing}");
+        }
+        assert_eq!(store.remove("/a"), None, "/a still has a child");
+        let paths: Vec<String> = store.iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["/", "/a", "/a/b"]);
+        assert!(store.remove("/a/b").is_some());
+        assert!(store.remove("/a").is_some());
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.remove("/"), None, "the root stays");
     }
 
     #[test]
     fn stores_with_the_same_nodes_in_other_slots_are_equal() {
         let mut a = NodeStore::default();
         let mut b = NodeStore::default();
+        a.insert("/", node(0));
+        b.insert("/", node(0));
         a.insert("/x", node(1));
         a.insert("/y", node(2));
         b.insert("/y", node(2));

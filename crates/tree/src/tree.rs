@@ -100,25 +100,23 @@ impl DataTree {
     /// the indexes and data size; the node's ACL must already be acquired.
     /// Used to build fresh and loaded trees; writes go through `apply`.
     pub(crate) fn insert_loaded(&mut self, path: &str, node: Node) -> bool {
-        let parent = if path == "/" {
-            None
-        } else {
-            let Some((parent, name)) = crate::path::split_parent(path) else {
-                return false;
-            };
-            let Some(parent) = self.nodes.slot_of(canonical(parent)) else {
-                return false;
-            };
-            Some((parent, name))
-        };
-        let (size, owner) = (node_size(path, node.data_len()), node.ephemeral_owner);
-        let Some(slot) = self.nodes.insert(path, node) else {
+        let Some(parent) = self.nodes.parent_slot_for(path) else {
             return false;
         };
-        if let Some((parent, name)) = parent {
-            if let Some(parent) = self.nodes.at_mut(parent) {
-                parent.children.insert(name, slot);
-            }
+        self.insert_loaded_under(parent, path, node)
+    }
+
+    /// [`DataTree::insert_loaded`] with the parent's slot known (`None` for
+    /// the root).
+    pub(crate) fn insert_loaded_under(
+        &mut self,
+        parent: Option<u32>,
+        path: &str,
+        node: Node,
+    ) -> bool {
+        let (size, owner) = (node_size(path, node.data_len()), node.ephemeral_owner);
+        if self.nodes.insert_under(parent, path, node).is_none() {
+            return false;
         }
         self.data_size += size;
         self.index_node(path, owner);
@@ -346,9 +344,10 @@ impl DataTree {
         assert!(self.nodes.contains_key("/"), "the root is missing");
         let mut size = 0;
         let mut acl_users: HashMap<&[Acl], u64> = HashMap::new();
-        let mut ephemerals: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
-        let (mut containers, mut ttls) = (BTreeSet::new(), BTreeSet::new());
-        for (path, node) in self.nodes.iter() {
+        let mut ephemerals: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let (mut containers, mut ttls) = (BTreeSet::<String>::new(), BTreeSet::<String>::new());
+        for (owned_path, node) in self.nodes.iter() {
+            let path = owned_path.as_str();
             size += node_size(path, node.data_len());
             *acl_users.entry(node.acl.as_slice()).or_default() += 1;
             assert_eq!(node.num_children() as usize, node.children.len());
@@ -396,13 +395,16 @@ impl DataTree {
                 NodeKind::Persistent => {}
                 NodeKind::Ephemeral(session) => {
                     assert!(node.children.is_empty(), "ephemeral {path} has children");
-                    ephemerals.entry(session).or_default().insert(path);
+                    ephemerals
+                        .entry(session)
+                        .or_default()
+                        .insert(owned_path.clone());
                 }
                 NodeKind::Container => {
-                    containers.insert(path);
+                    containers.insert(owned_path.clone());
                 }
                 NodeKind::Ttl(_) => {
-                    ttls.insert(path);
+                    ttls.insert(owned_path.clone());
                 }
             }
         }
@@ -419,22 +421,25 @@ impl DataTree {
                 "ACL reference count of {acl:?}"
             );
         }
-        let indexed: BTreeMap<i64, BTreeSet<&str>> = self
+        let indexed: BTreeMap<i64, BTreeSet<String>> = self
             .ephemerals
             .iter()
-            .map(|(s, paths)| (*s, paths.iter().map(|p| &**p).collect()))
+            .map(|(s, paths)| (*s, paths.iter().map(|p| p.to_string()).collect()))
             .collect();
         assert_eq!(indexed, ephemerals, "ephemeral index");
         assert_eq!(
             self.containers
                 .iter()
-                .map(|p| &**p)
+                .map(|p| p.to_string())
                 .collect::<BTreeSet<_>>(),
             containers,
             "container index"
         );
         assert_eq!(
-            self.ttls.iter().map(|p| &**p).collect::<BTreeSet<_>>(),
+            self.ttls
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<BTreeSet<_>>(),
             ttls,
             "TTL index"
         );
