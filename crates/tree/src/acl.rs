@@ -220,6 +220,18 @@ impl AclTable {
         }
     }
 
+    /// Counts `uses` more nodes using `acl` (a loaded snapshot counts its
+    /// nodes per list first: one table lookup per list, not per node). For a
+    /// table that does not hold an equal list yet, so that the nodes may
+    /// share `acl` itself.
+    pub(crate) fn acquire_many(&mut self, acl: &Arc<Vec<Acl>>, uses: u64) {
+        debug_assert!(
+            !self.refs.contains_key::<Vec<Acl>>(acl),
+            "acquire_many of a list already interned"
+        );
+        *self.refs.entry(Arc::clone(acl)).or_insert(0) += uses;
+    }
+
     /// Counts one node fewer using `acl`.
     pub(crate) fn release(&mut self, acl: &Arc<Vec<Acl>>) {
         let list: &Vec<Acl> = acl;

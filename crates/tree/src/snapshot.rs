@@ -373,6 +373,8 @@ impl DataTree {
         // (parent path, its slot) of the last node loaded; the root's parent
         // path is never a real parent's ("" names the root only here).
         let mut last_parent: (String, u32) = (String::from("\0"), 0);
+        // Nodes using each ACL list, counted into the table after the loop.
+        let mut acl_uses = vec![0u64; acl_lists.len()];
         for index in 0..nodes {
             let at = reader.index;
             let Record::Node(record) = reader.next()? else {
@@ -385,6 +387,9 @@ impl DataTree {
                     format!("unexpected node path {:?}", record.path),
                 ));
             }
+            if let Some(uses) = acl_uses.get_mut(record.acl as usize) {
+                *uses += 1;
+            }
             let acl = acl_lists.get(record.acl as usize).ok_or_else(|| {
                 corrupt(
                     at,
@@ -393,7 +398,7 @@ impl DataTree {
             })?;
             let node = Node {
                 data: record.data.map(Box::from),
-                acl: tree.acls.acquire(acl),
+                acl: Arc::clone(acl),
                 children: Default::default(),
                 czxid: record.czxid,
                 mzxid: record.mzxid,
@@ -427,6 +432,11 @@ impl DataTree {
                     at,
                     format!("{} has no parent or appears twice", record.path),
                 ));
+            }
+        }
+        for (acl, uses) in acl_lists.iter().zip(acl_uses) {
+            if uses > 0 {
+                tree.acls.acquire_many(acl, uses);
             }
         }
         loop {

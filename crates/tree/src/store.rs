@@ -119,13 +119,14 @@ impl NodeStore {
             }
             Some(parent) => {
                 let (_, name) = split_parent(path)?;
-                if self.at(parent)?.children.contains(name) {
+                // One search of the child list, not a lookup and then an
+                // insert: list the slot `allocate` is about to hand out.
+                let slot = self.next_slot();
+                if !self.at_mut(parent)?.children.insert(name, slot) {
                     return None;
                 }
-                let slot = self.allocate(node);
-                if let Some(parent) = self.at_mut(parent) {
-                    parent.children.insert(name, slot);
-                }
+                let allocated = self.allocate(node);
+                debug_assert_eq!(allocated, slot, "allocate handed out another slot");
                 Some(slot)
             }
         }
@@ -140,6 +141,14 @@ impl NodeStore {
         let (parent, _) = split_parent(path)?;
         let parent = if parent.is_empty() { "/" } else { parent };
         self.slot_of(parent).map(Some)
+    }
+
+    /// The slot the next [`NodeStore::allocate`] will use.
+    fn next_slot(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            None => u32::try_from(self.chunks.len() * CHUNK_SLOTS).unwrap_or(u32::MAX),
+        }
     }
 
     fn allocate(&mut self, node: Node) -> u32 {
