@@ -101,10 +101,45 @@ impl SnapshotFile {
         Ok(buf)
     }
 
+    /// A buffered reader of the state machine's data (for `restore_from`).
+    pub fn data_reader(&self) -> impl Read + Send + 'static {
+        std::io::BufReader::with_capacity(
+            1 << 20,
+            DataReader {
+                file: Arc::clone(&self.file),
+                at: self.data_offset,
+                end: self.data_offset + self.data_len,
+            },
+        )
+    }
+
     /// Read up to `buf.len()` bytes of the whole file at `offset` (for streaming it).
     pub fn read_file_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let n = buf.len().min(self.file_len.saturating_sub(offset) as usize);
         self.file.read_exact_at(&mut buf[..n], offset)?;
+        Ok(n)
+    }
+}
+
+/// Reads `at..end` of a shared file with positioned reads (other readers of the same file
+/// do not move its offset).
+struct DataReader {
+    file: Arc<File>,
+    at: u64,
+    end: u64,
+}
+
+impl Read for DataReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(self.end.saturating_sub(self.at) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.at += n as u64;
         Ok(n)
     }
 }
@@ -118,6 +153,10 @@ pub struct SnapshotStore {
     write_lock: Mutex<()>,
     /// Numbers temporary files of concurrent receptions.
     receive_seq: AtomicU64,
+    /// The file [`SnapshotStore::load_newest`] last checked (path, length): at start it is
+    /// loaded twice (the purge check, then openraft's), and a CRC pass over a big
+    /// snapshot costs a tenth of a restart.
+    checked: Mutex<Option<(PathBuf, u64)>>,
 }
 
 /// A snapshot read back from disk.
@@ -196,6 +235,7 @@ impl SnapshotStore {
             deletion_floor,
             write_lock: Mutex::new(()),
             receive_seq: AtomicU64::new(0),
+            checked: Mutex::new(None),
         };
         store.update_floor()?;
         Ok(store)
@@ -374,8 +414,17 @@ impl SnapshotStore {
     /// `*.corrupt` (kept for inspection), logged, and the next older one is tried.
     pub fn load_newest(&self) -> Result<Option<StoredSnapshot>, SnapshotError> {
         for (_, path) in self.list()? {
-            match read_snapshot(&path) {
-                Ok(s) => return Ok(Some(s)),
+            let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+            let checked = {
+                let last = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+                matches!((&*last, len), (Some((p, l)), Some(len)) if *p == path && *l == len)
+            };
+            match open_snapshot_checking(&path, !checked) {
+                Ok((meta, file)) => {
+                    *self.checked.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((path.clone(), file.file_len));
+                    return Ok(Some(StoredSnapshot { meta, file }));
+                }
                 Err(SnapshotError::Corrupt { path, reason }) => {
                     tracing::error!(path = %path.display(), %reason, "snapshot is corrupt; falling back to an older one");
                     let aside = PathBuf::from(format!("{}{CORRUPT_SUFFIX}", path.display()));
@@ -429,6 +478,15 @@ pub fn read_snapshot(path: &Path) -> Result<StoredSnapshot, SnapshotError> {
 
 /// Open and verify a snapshot file: magic, CRC over the whole file, lengths, metadata.
 pub fn open_snapshot(path: &Path) -> Result<(SnapshotMeta, SnapshotFile), SnapshotError> {
+    open_snapshot_checking(path, true)
+}
+
+/// [`open_snapshot`], with the CRC pass over the whole file only if `check_crc` (not for a
+/// file this process already checked: snapshot files never change once in place).
+fn open_snapshot_checking(
+    path: &Path,
+    check_crc: bool,
+) -> Result<(SnapshotMeta, SnapshotFile), SnapshotError> {
     let corrupt = |reason: String| SnapshotError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -443,28 +501,11 @@ pub fn open_snapshot(path: &Path) -> Result<(SnapshotMeta, SnapshotFile), Snapsh
     }
     // Stream the CRC over everything before the trailing 4 bytes.
     let body_len = file_len - 4;
-    let mut crc = 0u32;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut head = Vec::new();
-    let mut remaining = body_len;
-    while remaining > 0 {
-        let n = buf.len().min(remaining as usize);
-        f.read_exact(&mut buf[..n])
-            .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        if head.len() < 12 {
-            head.extend_from_slice(&buf[..n.min(12 - head.len())]);
-        }
-        remaining -= n as u64;
-    }
-    let mut crc_bytes = [0u8; 4];
-    f.read_exact(&mut crc_bytes)
+    let mut head = vec![0u8; 12];
+    f.read_exact_at(&mut head, 0)
         .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
-    let stored_crc = u32::from_le_bytes(crc_bytes);
-    if stored_crc != crc {
-        return Err(corrupt(format!(
-            "crc32c mismatch: stored {stored_crc:#010x}, computed {crc:#010x}"
-        )));
+    if check_crc {
+        check_file_crc(&mut f, path, body_len)?;
     }
     let v2 = head[..8] == SNAPSHOT_MAGIC_V2;
     if !v2 && head[..8] != SNAPSHOT_MAGIC_V1 {
@@ -510,4 +551,31 @@ pub fn open_snapshot(path: &Path) -> Result<(SnapshotMeta, SnapshotFile), Snapsh
             file_len,
         },
     ))
+}
+
+/// Streams a CRC32C over the first `body_len` bytes and compares it with the 4 bytes after.
+fn check_file_crc(f: &mut File, path: &Path, body_len: u64) -> Result<(), SnapshotError> {
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    let mut crc = 0u32;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut remaining = body_len;
+    while remaining > 0 {
+        let n = buf.len().min(remaining as usize);
+        f.read_exact(&mut buf[..n])
+            .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        remaining -= n as u64;
+    }
+    let mut crc_bytes = [0u8; 4];
+    f.read_exact(&mut crc_bytes)
+        .map_err(|e| SnapshotError::io("read snapshot", path, e))?;
+    let stored_crc = u32::from_le_bytes(crc_bytes);
+    if stored_crc != crc {
+        return Err(SnapshotError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("crc32c mismatch: stored {stored_crc:#010x}, computed {crc:#010x}"),
+        });
+    }
+    Ok(())
 }

@@ -64,6 +64,16 @@ pub trait Applier: Send + Sync + 'static {
     /// snapshot to a lagging follower).
     fn restore(&self, data: &[u8]) -> Result<(), String>;
 
+    /// [`Applier::restore`] from a reader of the snapshot's bytes, called on a blocking
+    /// thread. The default reads them all into memory first; an applier that can decode
+    /// as it reads saves a copy of the whole snapshot in memory.
+    fn restore_from(&self, data: &mut dyn std::io::Read) -> Result<(), String> {
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf)
+            .map_err(|e| format!("cannot read the snapshot: {e}"))?;
+        self.restore(&buf)
+    }
+
     /// A payload this server accepted in [`crate::Replica::propose`] will not be applied
     /// through it; see [`Rejection`] for what each case means for the client. Called at most
     /// once per payload, from a replication task: must not block. The default ignores it.
@@ -241,16 +251,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
         let reader = snapshot.clone();
-        let data = tokio::task::spawn_blocking(move || reader.read_data())
+        let applier = Arc::clone(&self.applier);
+        tokio::task::spawn_blocking(move || applier.restore_from(&mut reader.data_reader()))
             .await
-            .map_err(|e| io::Error::other(format!("snapshot reader task failed: {e}")))??;
-        self.applier.restore(&data).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the state machine rejected snapshot {meta}: {e}"),
-            )
-        })?;
-        drop(data);
+            .map_err(|e| io::Error::other(format!("snapshot reader task failed: {e}")))?
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the state machine rejected snapshot {meta}: {e}"),
+                )
+            })?;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.progress

@@ -61,19 +61,25 @@ impl Applier for TreeApplier {
         Box::new(move |out: &mut dyn std::io::Write| capture.write(out))
     }
     fn restore(&self, data: &[u8]) -> Result<(), String> {
+        self.restore_from(&mut &data[..])
+    }
+
+    /// Decodes as it reads (no copy of the whole snapshot in memory), then
+    /// swaps the tree in under the lock.
+    fn restore_from(&self, data: &mut dyn std::io::Read) -> Result<(), String> {
         let config = self.shared.core.lock().tree.config();
-        let tree = DataTree::read_snapshot(&mut &data[..], config).map_err(|e| e.to_string())?;
+        let tree = DataTree::read_snapshot(&mut &mut *data, config).map_err(|e| e.to_string())?;
         let mut core = self.shared.core.lock();
         core.tree = tree;
         crate::install_config_node(&self.shared.config, &mut core);
         // Session liveness is local; bring the tracker in line with the
         // sessions the snapshot knows.
-        let known: Vec<(i64, i32)> = core.tree.sessions().collect();
+        let known: std::collections::HashMap<i64, i32> = core.tree.sessions().collect();
         let stale: Vec<i64> = core
             .sessions
             .iter()
             .map(|(id, _)| *id)
-            .filter(|id| !known.iter().any(|(k, _)| k == id))
+            .filter(|id| !known.contains_key(id))
             .collect();
         for id in stale {
             core.sessions.remove(id);
