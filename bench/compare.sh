@@ -30,7 +30,8 @@
 #                     the 1M-znode ones take gigabytes)
 #   --no-build        use the existing target/release/corral
 #   --port-base P     loopback ports P+1 (Corral), P+2 (ZooKeeper), P+10…P+63 (3-node);
-#                     default 43100
+#                     default 23100 (below Linux's ephemeral range, 32768-60999, where an
+#                     outgoing connection can take a member's port between runs)
 #
 # Needs: cargo, java and Debian's `zookeeper` package (installed here with
 # apt-get when missing and running as root), python3 (writes the report).
@@ -54,7 +55,7 @@ OUT=""
 RESULTS_DIR=""
 WORK="$REPO/target/compare"
 BUILD=1
-PORT_BASE=43100
+PORT_BASE=23100
 KEEP_DATA=0
 ARGS_GIVEN="$*"
 

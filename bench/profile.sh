@@ -4,7 +4,7 @@
 #   bench/profile.sh OP [SESSIONS] [SECONDS]      # e.g. bench/profile.sh create 32 10
 #   CORRAL_PROFILE_ZNODES=1000000 bench/profile.sh set 16   # with 1M znodes in the tree first
 #
-# Starts `corral server` on a fresh data dir (loopback port 43190, same zoo.cfg as
+# Starts `corral server` on a fresh data dir (loopback port 23190, same zoo.cfg as
 # compare.sh), warms up, then records the server with `perf record --call-graph dwarf`
 # while the load runs, and prints the top frames (self time, then with children) to
 # stdout. The perf.data and the report stay under target/profile/OP-SESSIONS/.
@@ -15,7 +15,7 @@ REPO=$(pwd)
 OP=${1:?usage: bench/profile.sh OP [SESSIONS] [SECONDS]}
 SESSIONS=${2:-32}
 SECONDS_=${3:-10}
-PORT=${CORRAL_PROFILE_PORT:-43190}
+PORT=${CORRAL_PROFILE_PORT:-23190}
 DIR="$REPO/target/profile/$OP-$SESSIONS-${CORRAL_PROFILE_ZNODES:-0}"
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
 [[ -x target/release/corral ]] || cargo build --release --bin corral
