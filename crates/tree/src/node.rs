@@ -205,10 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn a_node_and_its_reference_counts_fit_a_128_byte_allocation() {
-        // `Arc<Node>` adds two 8-byte counts; malloc adds 8 bytes and rounds
-        // to 16: 120 bytes or less is a 128-byte chunk, 121 a 144-byte one.
-        assert!(std::mem::size_of::<Node>() + 16 <= 120);
+    fn a_node_and_its_reference_counts_fit_a_112_byte_allocation() {
+        // `Arc<Node>` adds two 8-byte counts; jemalloc's size classes are
+        // 16 bytes apart up to 128 (no per-allocation header): 112 bytes or
+        // less is the 112-byte class, 113 the 128-byte one.
+        assert!(std::mem::size_of::<Node>() + 16 <= 112);
     }
 
     #[test]

@@ -84,8 +84,9 @@ struct NodeRecord<'a> {
     /// then the bytes), so a million nodes load without two temporary
     /// allocations each.
     path: &'a str,
-    /// `None` for null data.
-    #[serde(borrow)]
+    /// `None` for null data. Written as bytes (the same postcard bytes as a
+    /// sequence of `u8`, without a serde call per byte).
+    #[serde(borrow, with = "serde_bytes")]
     data: Option<&'a [u8]>,
     /// Index into the ACL records.
     acl: u32,
