@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-ZNODES=1000000 RUNS="set:4 set:32 create:32" DURATION=10 PORT=45201 WORK="$REPO/target/bigtree"
+ZNODES=1000000 RUNS="set:4 set:32 create:32" DURATION=10 PORT=23201 WORK="$REPO/target/bigtree"
 while (($#)); do
     case "$1" in
         --znodes) ZNODES=$2; shift ;;
