@@ -31,8 +31,8 @@ use corral_proto::opcode::xid;
 use corral_proto::records::{AuthPacket, ConnectRequest, ConnectResponse, WatcherEvent};
 use corral_proto::response::encode_connect_request;
 use corral_proto::{
-    decode_frame, decode_record, decode_reply, ErrorCode, KeeperState, OpCode, Record, Request,
-    Response,
+    decode_frame, decode_record, decode_reply, AddWatchMode, ErrorCode, KeeperState, OpCode,
+    Record, Request, Response,
 };
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -653,6 +653,30 @@ impl SessionTask {
         xid
     }
 
+    /// A ZooKeeper 3.8 server keeps one watch mode per path and session,
+    /// the latest added (ZOOKEEPER-4466, changed in 3.9): a persistent watch
+    /// added on a path where this client already has, or is adding, a
+    /// recursive one would silently end the recursive one's events from
+    /// below the path. Ask for a recursive watch instead: the persistent
+    /// watcher still gets every event on its path (the local tables tell
+    /// them apart) except that path's NodeChildrenChanged, which recursive
+    /// watches do not carry. (Two caches on one path raced on this.)
+    fn keep_recursive(&self, request: Request) -> Request {
+        match request {
+            Request::AddWatch(mut add)
+                if add.mode == AddWatchMode::Persistent.code()
+                    && (self.watches.has_recursive(&add.path)
+                        || self.pending.iter().any(|p| {
+                            matches!(&p.watch, Some(Registration::Persistent { path, recursive: true, .. }) if *path == add.path)
+                        })) =>
+            {
+                add.mode = AddWatchMode::PersistentRecursive.code();
+                Request::AddWatch(add)
+            }
+            other => other,
+        }
+    }
+
     /// Encodes a caller's request into the write buffer and queues its
     /// reply slot.
     fn submit(&mut self, command: Command, out: &mut BytesMut) {
@@ -666,6 +690,7 @@ impl SessionTask {
                     // The caller gave up before it was sent: don't send it.
                     return;
                 }
+                let request = self.keep_recursive(request);
                 let xid = self.next_xid();
                 let start = out.len();
                 request.encode(xid, out);

@@ -223,6 +223,13 @@ impl WatchManager {
         }
     }
 
+    /// Whether a live recursive watcher of this session is on `server_path`.
+    pub(crate) fn has_recursive(&self, server_path: &str) -> bool {
+        self.recursive
+            .get(server_path)
+            .is_some_and(|sinks| sinks.iter().any(|sink| !sink.tx.is_closed()))
+    }
+
     /// Applies `registration` for a reply with result code `err`.
     pub(crate) fn register(&mut self, registration: Registration, err: i32) {
         let ok = err == ErrorCode::Ok.code();

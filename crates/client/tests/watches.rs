@@ -196,6 +196,57 @@ async fn a_recursive_watch_reports_every_descendant_but_no_child_events() {
     }
 }
 
+/// ZooKeeper 3.8 keeps one watch mode per path and session (the latest):
+/// a persistent watch added after a recursive one on the same path would end
+/// the recursive one's events from below. The client asks for a recursive
+/// watch then, and both watchers keep their events (two caches on one path
+/// once lost their updates this way, depending on which re-registered last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_watch_added_after_a_recursive_one_on_its_path_keeps_both() {
+    for server in servers().await {
+        eprintln!("--- against {}", server.name);
+        let watcher = server.client().await;
+        let writer = server.client().await;
+        writer
+            .create("/both", b"", &open(), CreateMode::Persistent)
+            .await
+            .unwrap();
+        let mut tree = watcher
+            .add_watch("/both", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        let mut node = watcher
+            .add_watch("/both", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        writer
+            .create("/both/a", b"", &open(), CreateMode::Persistent)
+            .await
+            .unwrap();
+        writer.set_data("/both", b"x", None).await.unwrap();
+        assert_eq!(
+            next(&mut tree).await,
+            (EventType::NodeCreated, "/both/a".into()),
+            "[{}] the recursive watch still sees below its path",
+            server.name
+        );
+        assert_eq!(
+            next(&mut tree).await,
+            (EventType::NodeDataChanged, "/both".into())
+        );
+        assert_eq!(
+            next(&mut node).await,
+            (EventType::NodeDataChanged, "/both".into()),
+            "[{}] the persistent watch sees its node",
+            server.name
+        );
+        quiet(&mut node).await;
+        watcher.close().await.unwrap();
+        writer.close().await.unwrap();
+        server.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_watch_reports_the_node_and_its_children_list() {
     for server in servers().await {
