@@ -119,6 +119,9 @@ impl NodeStore {
             }
             Some(parent) => {
                 let (_, name) = split_parent(path)?;
+                if name.is_empty() {
+                    return None;
+                }
                 // One search of the child list, not a lookup and then an
                 // insert: list the slot `allocate` is about to hand out.
                 let slot = self.next_slot();
@@ -316,10 +319,12 @@ mod tests {
         assert_eq!(store.insert("/a", node(1)), None, "no root yet");
         store.insert("/", node(0));
         assert_eq!(store.insert("/a/b", node(2)), None, "no parent");
+        assert_eq!(store.insert("/", node(0)), None, "one root");
         let a = store.insert("/a", node(1));
         let b = store.insert("/a/b", node(2));
         assert!(a.is_some() && b.is_some());
         assert_eq!(store.slot_of("/a/b"), b);
+        assert_eq!(store.insert("/a/", node(3)), None, "an empty name");
         for missing in ["/a/", "//a", "/a//b", "a", "/a/b/c", "/b"] {
             assert_eq!(store.slot_of(missing), None, "{missing}");
         }
