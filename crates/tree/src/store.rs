@@ -353,4 +353,56 @@ mod tests {
         }
         assert_ne!(a, b);
     }
+
+    proptest::proptest! {
+        /// Random creates and deletes on a small tree of short names (so
+        /// that parents, siblings and re-used slots collide often), checked
+        /// after every step against a set of full paths: lookups, counts,
+        /// the walk from the root, and a capture taken midway.
+        #[test]
+        fn walking_the_child_lists_finds_what_a_path_set_holds(
+            ops in proptest::collection::vec((proptest::bool::ANY, proptest::collection::vec(0u8..3, 1..4)), 0..400)
+        ) {
+            use std::collections::BTreeSet;
+            let mut store = NodeStore::default();
+            store.insert("/", node(0));
+            let mut model: BTreeSet<String> = BTreeSet::from(["/".to_owned()]);
+            let mut capture = None;
+            for (step, (create, names)) in ops.iter().enumerate() {
+                let path: String = names.iter().map(|n| format!("/n{n}")).collect();
+                let parent = match path.rfind('/') {
+                    Some(0) => "/".to_owned(),
+                    Some(i) => path[..i].to_owned(),
+                    None => unreachable!(),
+                };
+                let has_children = model.iter().any(|p| p.starts_with(&format!("{path}/")));
+                if *create {
+                    let expected = model.contains(&parent) && !model.contains(&path);
+                    proptest::prop_assert_eq!(store.insert(&path, node(step as i32)).is_some(), expected);
+                    if expected {
+                        model.insert(path.clone());
+                    }
+                } else {
+                    let expected = model.contains(&path) && !has_children;
+                    proptest::prop_assert_eq!(store.remove(&path).is_some(), expected);
+                    if expected {
+                        model.remove(&path);
+                    }
+                }
+                proptest::prop_assert_eq!(store.len(), model.len());
+                proptest::prop_assert_eq!(store.contains_key(&path), model.contains(&path));
+                if step == ops.len() / 2 {
+                    capture = Some((store.capture(), model.len()));
+                }
+            }
+            let walked: BTreeSet<String> = store.iter().map(|(p, _)| p).collect();
+            proptest::prop_assert_eq!(&walked, &model);
+            for path in &model {
+                proptest::prop_assert!(store.get(path).is_some(), "{} is missing", path);
+            }
+            if let Some((capture, len)) = capture {
+                proptest::prop_assert_eq!(capture.len(), len);
+            }
+        }
+    }
 }
