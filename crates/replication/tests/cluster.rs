@@ -502,6 +502,10 @@ async fn membership_changes_add_and_remove_members_through_joint_consensus() {
         .insert(4, Member::participant(format!("127.0.0.1:{}", free_port())));
     e.start(4).await;
     let addr = e.members[&4].addr.clone();
+    // A leader just elected refuses a membership change until it has committed an entry
+    // of its own term (openraft: "already undergoing a configuration change" while the
+    // initial membership is not known committed); a read index waits for that entry.
+    e.replicas[&leader].read_index().await.unwrap();
     e.replicas[&leader].add_voter(4, addr).await.unwrap();
     let m = e.replicas[&leader].metrics();
     assert_eq!(m.voters, vec![1, 2, 3, 4]);
