@@ -92,15 +92,6 @@ impl SnapshotFile {
         self.file_len
     }
 
-    /// Read the state machine's data into memory (for `restore`).
-    pub fn read_data(&self) -> io::Result<Vec<u8>> {
-        let len = usize::try_from(self.data_len)
-            .map_err(|_| io::Error::other("snapshot data does not fit in memory"))?;
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, self.data_offset)?;
-        Ok(buf)
-    }
-
     /// A buffered reader of the state machine's data (for `restore_from`).
     pub fn data_reader(&self) -> impl Read + Send + 'static {
         std::io::BufReader::with_capacity(
@@ -165,13 +156,6 @@ pub struct StoredSnapshot {
     pub meta: SnapshotMeta,
     /// The verified file.
     pub file: SnapshotFile,
-}
-
-impl StoredSnapshot {
-    /// The state machine's bytes, read into memory.
-    pub fn data(&self) -> io::Result<Vec<u8>> {
-        self.file.read_data()
-    }
 }
 
 fn file_name(meta: &SnapshotMeta) -> String {
@@ -504,12 +488,6 @@ impl SnapshotStore {
         self.deletion_floor.store(floor, Ordering::Release);
         Ok(())
     }
-}
-
-/// Read and verify one snapshot file (streaming its CRC; the data stays on disk).
-pub fn read_snapshot(path: &Path) -> Result<StoredSnapshot, SnapshotError> {
-    let (meta, file) = open_snapshot(path)?;
-    Ok(StoredSnapshot { meta, file })
 }
 
 /// Open and verify a snapshot file: magic, CRC over the whole file, lengths, metadata.
