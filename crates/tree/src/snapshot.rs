@@ -371,9 +371,8 @@ impl DataTree {
         // corrupt count cannot ask for absurd memory up front.
         tree.nodes
             .reserve(usize::try_from(nodes).unwrap_or(0).min(1 << 26));
-        // (parent path, its slot) of the last node loaded; the root's parent
-        // path is never a real parent's ("" names the root only here).
-        let mut last_parent: (String, u32) = (String::from("\0"), 0);
+        // (parent path, its slot) of the last node loaded under a parent.
+        let mut last_parent: Option<(String, u32)> = None;
         // Nodes using each ACL list, counted into the table after the loop.
         let mut acl_uses = vec![0u64; acl_lists.len()];
         for index in 0..nodes {
@@ -413,19 +412,19 @@ impl DataTree {
             };
             // Snapshots list a parent's children one after another: look
             // the parent up once per run of siblings, not once per node.
-            let parent = match crate::path::split_parent(record.path) {
-                Some((parent, _)) if parent == last_parent.0 => Some(Some(last_parent.1)),
+            let parent_path = crate::path::split_parent(record.path).map(|(parent, _)| parent);
+            let parent = match (&last_parent, parent_path) {
+                (Some((last, slot)), Some(parent)) if last == parent => Some(Some(*slot)),
                 _ => tree.nodes.parent_slot_for(record.path),
             };
             let inserted =
                 parent.is_some_and(|parent| tree.insert_loaded_under(parent, record.path, node));
-            if let (true, Some(Some(slot))) = (inserted, parent) {
-                if let Some((parent_path, _)) = crate::path::split_parent(record.path) {
-                    if parent_path != last_parent.0 {
-                        last_parent.0.clear();
-                        last_parent.0.push_str(parent_path);
-                        last_parent.1 = slot;
-                    }
+            if let (true, Some(parent_path), Some(Some(slot))) = (inserted, parent_path, parent) {
+                if last_parent
+                    .as_ref()
+                    .is_none_or(|(last, _)| last != parent_path)
+                {
+                    last_parent = Some((parent_path.to_owned(), slot));
                 }
             }
             if !inserted {

@@ -180,11 +180,10 @@ impl NodeStore {
     /// is never removed, nor a node that still has children (they would be
     /// unreachable).
     pub(crate) fn remove(&mut self, path: &str) -> Option<Arc<Node>> {
-        let (parent, name) = split_parent(path)?;
-        if name.is_empty() {
-            return None;
-        }
-        let parent = self.slot_of(if parent.is_empty() { "/" } else { parent })?;
+        let Some(parent) = self.parent_slot_for(path)? else {
+            return None; // the root
+        };
+        let (_, name) = split_parent(path)?;
         let slot = self.at(parent)?.children.get(name)?;
         if !self.at(slot)?.children.is_empty() {
             return None;
