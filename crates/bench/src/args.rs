@@ -6,7 +6,8 @@ use clap::{Parser, ValueEnum};
 /// What one run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Op {
-    /// Create new persistent nodes of `--size` bytes (they are left in place).
+    /// Create new persistent nodes of `--size` bytes (deleted, untimed, after
+    /// the run unless `--keep-nodes`).
     Create,
     /// getData on `--keys` pre-created nodes.
     Get,
@@ -125,6 +126,12 @@ pub struct BenchArgs {
     /// A free-form label copied into the report (e.g. the server's name).
     #[arg(long, default_value = "")]
     pub label: String,
+
+    /// create/delete: leave the run's nodes in place. By default they are
+    /// deleted (untimed) after the measured window, so that every run starts
+    /// from the same tree whichever server made more of them.
+    #[arg(long)]
+    pub keep_nodes: bool,
 
     /// Print one JSON object instead of text; no progress bar.
     #[arg(long)]

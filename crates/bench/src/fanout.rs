@@ -134,6 +134,7 @@ pub async fn run(args: &BenchArgs) -> Result<RunReport, String> {
         server: server_usage(&args.server_pid, usage_end.0 - usage_start.0, notified),
         client_cpu_s: usage_end.1 - usage_start.1,
         setup_s,
+        cleanup_s: 0.0,
         fanout: Some(fanout),
         probe_ms: None,
         unix_time: unix_now(),

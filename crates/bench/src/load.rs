@@ -3,9 +3,12 @@
 //! duration seconds. Only replies that arrive inside the measured window
 //! count; each task keeps its own histogram, merged at the end.
 //!
-//! Node layout (all under [`crate::ROOT`], left in place so runs can be
-//! repeated): `keys-<size>/k<i>` for get/set/exists/mixed, `kids/c0..c9`
-//! for children, `create-<run>/…` and `delete-<run>/…` per run.
+//! Node layout (all under [`crate::ROOT`]): `keys-<size>/k<i>` for
+//! get/set/exists/mixed and `kids/c0..c9` for children, left in place so runs
+//! can be repeated; `create-<run>/…` and `delete-<run>/…` per run, deleted
+//! after the measured window (untimed) unless `--keep-nodes`: a faster server
+//! makes more nodes in a create run, and the next run must not find it
+//! holding a bigger tree (bigger snapshots) than the server it is compared with.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,6 +52,8 @@ struct TaskResult {
     hist: Histogram<u64>,
     ops: u64,
     errors: BTreeMap<String, u64>,
+    /// Index of the next node this task would have created or deleted.
+    next_node: u64,
 }
 
 /// Runs create/get/set/exists/children/delete/mixed and reports.
@@ -104,14 +109,8 @@ pub async fn run(args: &BenchArgs) -> Result<RunReport, String> {
         for k in 0..args.inflight {
             let task_index = s * args.inflight + k;
             let limit = prefilled.as_ref().map(|p| p[task_index]);
-            tasks.spawn(run_task(
-                plan.clone(),
-                client.clone(),
-                s,
-                k,
-                task_index as u64,
-                limit,
-            ));
+            let task = run_task(plan.clone(), client.clone(), s, k, task_index as u64, limit);
+            tasks.spawn(async move { (task_index, task.await) });
         }
     }
 
@@ -147,21 +146,37 @@ pub async fn run(args: &BenchArgs) -> Result<RunReport, String> {
     let mut hist = new_histogram();
     let mut ops = 0;
     let mut error_kinds: BTreeMap<String, u64> = BTreeMap::new();
+    let mut left = vec![0..0; args.sessions * args.inflight];
     while let Some(joined) = tasks.join_next().await {
-        let r = joined.map_err(|e| format!("a load task failed: {e}"))?;
+        let (task_index, r) = joined.map_err(|e| format!("a load task failed: {e}"))?;
         hist.add(&r.hist).map_err(|e| e.to_string())?;
         ops += r.ops;
         for (k, v) in r.errors {
             *error_kinds.entry(k).or_default() += v;
         }
+        left[task_index] = match (args.op, &prefilled) {
+            (Op::Create, _) => 0..r.next_node,
+            (Op::Delete, Some(p)) => r.next_node..p[task_index],
+            _ => 0..0,
+        };
     }
+    // Sampled before the clean-up, which changes the server's memory.
+    let server = server_usage(&args.server_pid, usage_end.0 - usage_start.0, ops);
+    let cleanup_start = Instant::now();
+    if matches!(args.op, Op::Create | Op::Delete) && !args.keep_nodes {
+        delete_left(args, &clients, &plan.run_parent, &left).await?;
+        match admin.delete(&plan.run_parent, None).await {
+            Ok(()) | Err(Error::NoNode) => {}
+            Err(e) => return Err(format!("cleaning up {}: {e}", plan.run_parent)),
+        }
+    }
+    let cleanup_s = cleanup_start.elapsed().as_secs_f64();
     close_all(clients).await;
     let _ = admin.close().await;
 
     let duration_s = measure_to
         .saturating_duration_since(measure_from)
         .as_secs_f64();
-    let server = server_usage(&args.server_pid, usage_end.0 - usage_start.0, ops);
     Ok(RunReport {
         op: args.op.name().to_string(),
         label: args.label.clone(),
@@ -183,6 +198,7 @@ pub async fn run(args: &BenchArgs) -> Result<RunReport, String> {
         server,
         client_cpu_s: usage_end.1 - usage_start.1,
         setup_s,
+        cleanup_s,
         fanout: None,
         probe_ms: None,
         unix_time: unix_now(),
@@ -203,6 +219,7 @@ async fn run_task(
         hist: new_histogram(),
         ops: 0,
         errors: BTreeMap::new(),
+        next_node: 0,
     };
     let mut rng = XorShift::new(seed);
     let acl = Acl::open_unsafe();
@@ -271,7 +288,41 @@ async fn run_task(
         }
     }
     plan.running.fetch_sub(1, Ordering::Relaxed);
+    result.next_node = n;
     result
+}
+
+/// Deletes, untimed, the nodes `s<s>k<k>n<i>` under `parent` for the index
+/// range each task left (`left[task]`), each task's range on its own
+/// session; nodes already gone (a create that failed) are skipped.
+async fn delete_left(
+    args: &BenchArgs,
+    clients: &[Client],
+    parent: &str,
+    left: &[std::ops::Range<u64>],
+) -> Result<(), String> {
+    let mut set = JoinSet::new();
+    for (s, client) in clients.iter().enumerate() {
+        for k in 0..args.inflight {
+            let client = client.clone();
+            let parent = parent.to_string();
+            let range = left[s * args.inflight + k].clone();
+            set.spawn(async move {
+                for n in range {
+                    let path = format!("{parent}/s{s}k{k}n{n}");
+                    match client.delete(&path, None).await {
+                        Ok(()) | Err(Error::NoNode) => {}
+                        Err(e) => return Err(format!("cleaning up {path}: {e}")),
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| e.to_string())??;
+    }
+    Ok(())
 }
 
 /// Creates, untimed, the nodes `delete` will remove: every task creates its

@@ -39,6 +39,10 @@ pub struct RunReport {
     pub client_cpu_s: f64,
     /// Seconds spent connecting and creating the nodes the run needs.
     pub setup_s: f64,
+    /// Seconds spent deleting, after the measured window, the nodes a
+    /// create/delete run left (0 with `--keep-nodes` and for other ops).
+    #[serde(default)]
+    pub cleanup_s: f64,
     /// watch-fanout only.
     pub fanout: Option<Fanout>,
     /// probe only: milliseconds until a read succeeded.
@@ -207,8 +211,8 @@ impl RunReport {
         }
         let _ = writeln!(
             out,
-            "  client CPU {:.2} s, setup {:.2} s",
-            self.client_cpu_s, self.setup_s
+            "  client CPU {:.2} s, setup {:.2} s, clean-up {:.2} s",
+            self.client_cpu_s, self.setup_s, self.cleanup_s
         );
         out
     }
