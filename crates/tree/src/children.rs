@@ -4,16 +4,17 @@
 //!
 //! When a write changes a node that a snapshot capture still holds, the node
 //! is copied (`Arc::make_mut`), and with it this list, under the server's
-//! lock. A `BTreeMap` is the fastest list for the usual directory, and
-//! copying it whole is cheap at that size; for a big directory (a queue of
-//! sequential nodes) it is not (~60 ms for a million children). So a list
-//! past [`LARGE_FROM`] children becomes sorted runs of at most
-//! [`RUN_LEN_MAX`] names behind `Arc`s: copying it copies one pointer per run,
-//! and a write then copies only the run it changes. Runs cost more per insert
-//! than the map (measured ~20-30 % more CPU with them everywhere), hence only
-//! for big lists; it goes back to a map below [`SMALL_BELOW`].
+//! lock. The usual directory is a [`Packed`] list: the names in one string,
+//! sorted, and one (end, slot) pair per name, ~8 bytes per child beside its
+//! name (a `BTreeMap` of inline names took ~50, a fifth of a znode's memory
+//! with a million of them); copying it is three `memcpy`s. For a big
+//! directory (a queue of sequential nodes) neither an insert's shift nor a
+//! copy is cheap (~60 ms for a million children), so a list past
+//! [`LARGE_FROM`] children becomes sorted runs of at most [`RUN_LEN_MAX`]
+//! names behind `Arc`s: copying it copies one pointer per run, and a write
+//! then copies only the run it changes. It goes back to a packed list below
+//! [`SMALL_BELOW`].
 
-use std::collections::{btree_map, BTreeMap};
 use std::sync::Arc;
 
 /// A list with more children than this is kept as runs.
@@ -25,6 +26,10 @@ const SMALL_BELOW: usize = 1024;
 /// Longest run: an insert shifts up to this many entries; the first change
 /// to a run after a capture copies it.
 const RUN_LEN_MAX: usize = 512;
+/// A packed list whose names take more bytes than this becomes runs too, so
+/// that an insert never shifts more than this and the `u32` ends never
+/// overflow (a name may be as long as a request, up to 1 MiB by default).
+const PACKED_NAME_BYTES_MAX: usize = 1 << 20;
 
 type Run = Vec<(Name, u32)>;
 
@@ -41,7 +46,7 @@ pub(crate) struct Children(Option<Box<List>>);
 
 #[derive(Debug, Clone)]
 enum List {
-    Small(BTreeMap<Name, u32>),
+    Small(Packed),
     Large(Runs),
 }
 
@@ -56,18 +61,16 @@ impl PartialEq for Children {
 impl Children {
     /// Adds a child; false if the name is already there (nothing changes).
     pub(crate) fn insert(&mut self, name: &str, slot: u32) -> bool {
-        let Some(list) = &mut self.0 else {
-            self.0 = Some(Box::new(List::Small(BTreeMap::from([(name.into(), slot)]))));
-            return true;
-        };
+        let list = self
+            .0
+            .get_or_insert_with(|| Box::new(List::Small(Packed::default())));
         match &mut **list {
-            List::Small(map) => {
-                let btree_map::Entry::Vacant(entry) = map.entry(name.into()) else {
+            List::Small(packed) => {
+                if !packed.insert(name, slot) {
                     return false;
-                };
-                entry.insert(slot);
-                if map.len() > LARGE_FROM {
-                    let runs = Runs::from_sorted(std::mem::take(map));
+                }
+                if packed.len() > LARGE_FROM || packed.names.len() > PACKED_NAME_BYTES_MAX {
+                    let runs = Runs::from_sorted(packed.iter(), packed.len());
                     **list = List::Large(runs);
                 }
                 true
@@ -80,18 +83,17 @@ impl Children {
     pub(crate) fn remove(&mut self, name: &str) -> Option<u32> {
         let list = self.0.as_mut()?;
         match &mut **list {
-            List::Small(map) => {
-                let slot = map.remove(name)?;
-                if map.is_empty() {
+            List::Small(packed) => {
+                let slot = packed.remove(name)?;
+                if packed.len() == 0 {
                     self.0 = None;
                 }
                 Some(slot)
             }
             List::Large(runs) => {
                 let slot = runs.remove(name)?;
-                if runs.len < SMALL_BELOW {
-                    let map = runs.to_map();
-                    **list = List::Small(map);
+                if runs.len < SMALL_BELOW && runs.name_bytes < PACKED_NAME_BYTES_MAX / 4 {
+                    **list = List::Small(runs.to_packed());
                 }
                 Some(slot)
             }
@@ -101,7 +103,7 @@ impl Children {
     /// The slot of the child called `name`.
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
         match self.0.as_deref()? {
-            List::Small(map) => map.get(name).copied(),
+            List::Small(packed) => packed.get(name),
             List::Large(runs) => {
                 let (r, Ok(i)) = runs.find(name)? else {
                     return None;
@@ -118,7 +120,7 @@ impl Children {
     pub(crate) fn len(&self) -> usize {
         match self.0.as_deref() {
             None => 0,
-            Some(List::Small(map)) => map.len(),
+            Some(List::Small(packed)) => packed.len(),
             Some(List::Large(runs)) => runs.len,
         }
     }
@@ -140,7 +142,7 @@ impl Children {
                 front: [].iter(),
                 back: [].iter(),
             },
-            Some(List::Small(map)) => Iter::Small(map.iter()),
+            Some(List::Small(packed)) => Iter::Small(packed.iter()),
             Some(List::Large(runs)) => Iter::Large {
                 runs: runs.runs.iter(),
                 front: [].iter(),
@@ -160,21 +162,168 @@ impl Children {
     }
 }
 
+/// Sorted names packed in one string: name `i` is
+/// `names[entries[i-1].end..entries[i].end]` (from 0 for the first). An
+/// insert or remove shifts the names and entries after it: at most
+/// [`LARGE_FROM`] entries and [`PACKED_NAME_BYTES_MAX`] bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Packed {
+    names: String,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Where this name ends in `names`.
+    end: u32,
+    slot: u32,
+}
+
+impl Packed {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Byte range of name `i` in `names`.
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.entries[before].end as usize,
+            None => 0,
+        };
+        start..self.entries[i].end as usize
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.names[self.span(i)]
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.name(mid).cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        let i = self.find(name).ok()?;
+        Some(self.entries[i].slot)
+    }
+
+    fn insert(&mut self, name: &str, slot: u32) -> bool {
+        let Err(pos) = self.find(name) else {
+            return false;
+        };
+        let start = if pos == 0 {
+            0
+        } else {
+            self.entries[pos - 1].end as usize
+        };
+        // Grow by an eighth, not double: a directory's list is rarely
+        // appended to in bursts, and the slack of doubling is memory held by
+        // every directory.
+        if self.entries.len() == self.entries.capacity() {
+            self.entries.reserve_exact(self.entries.len() / 8 + 1);
+        }
+        if self.names.len() + name.len() > self.names.capacity() {
+            self.names
+                .reserve_exact((self.names.len() / 8).max(name.len()));
+        }
+        self.names.insert_str(start, name);
+        let grown = name.len() as u32;
+        for entry in &mut self.entries[pos..] {
+            entry.end += grown;
+        }
+        self.entries.insert(
+            pos,
+            Entry {
+                end: (start + name.len()) as u32,
+                slot,
+            },
+        );
+        true
+    }
+
+    fn remove(&mut self, name: &str) -> Option<u32> {
+        let pos = self.find(name).ok()?;
+        let span = self.span(pos);
+        let shrunk = span.len() as u32;
+        self.names.replace_range(span, "");
+        let removed = self.entries.remove(pos);
+        for entry in &mut self.entries[pos..] {
+            entry.end -= shrunk;
+        }
+        if self.entries.capacity() > 2 * self.entries.len() + 8 {
+            self.entries.shrink_to_fit();
+            self.names.shrink_to_fit();
+        }
+        Some(removed.slot)
+    }
+
+    fn iter(&self) -> PackedIter<'_> {
+        PackedIter {
+            packed: self,
+            front: 0,
+            back: self.entries.len(),
+        }
+    }
+}
+
+/// (name, slot) of a packed list in order, from either end.
+#[derive(Clone)]
+pub(crate) struct PackedIter<'a> {
+    packed: &'a Packed,
+    front: usize,
+    back: usize,
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a str, u32);
+
+    fn next(&mut self) -> Option<(&'a str, u32)> {
+        if self.front == self.back {
+            return None;
+        }
+        let i = self.front;
+        self.front += 1;
+        Some((self.packed.name(i), self.packed.entries[i].slot))
+    }
+}
+
+impl DoubleEndedIterator for PackedIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        let i = self.back;
+        Some((self.packed.name(i), self.packed.entries[i].slot))
+    }
+}
+
 /// Non-empty runs, each sorted by name; every name of a run sorts before
 /// every name of the next run.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Runs {
     runs: Vec<Arc<Run>>,
     len: usize,
+    /// Bytes of all the names, to know when a packed list would hold them.
+    name_bytes: usize,
 }
 
 impl Runs {
-    fn from_sorted(map: BTreeMap<Name, u32>) -> Runs {
-        let len = map.len();
+    fn from_sorted<'a>(entries: impl Iterator<Item = (&'a str, u32)>, len: usize) -> Runs {
         let mut runs = Vec::with_capacity(len / RUN_LEN_MAX + 1);
         let mut run = Vec::with_capacity(RUN_LEN_MAX);
-        for entry in map {
-            run.push(entry);
+        let mut name_bytes = 0;
+        for (name, slot) in entries {
+            name_bytes += name.len();
+            run.push((Name::from(name), slot));
             if run.len() == RUN_LEN_MAX {
                 runs.push(Arc::new(std::mem::replace(
                     &mut run,
@@ -185,14 +334,26 @@ impl Runs {
         if !run.is_empty() {
             runs.push(Arc::new(run));
         }
-        Runs { runs, len }
+        Runs {
+            runs,
+            len,
+            name_bytes,
+        }
     }
 
-    fn to_map(&self) -> BTreeMap<Name, u32> {
-        self.runs
-            .iter()
-            .flat_map(|run| run.iter().cloned())
-            .collect()
+    fn to_packed(&self) -> Packed {
+        let mut packed = Packed {
+            names: String::with_capacity(self.name_bytes),
+            entries: Vec::with_capacity(self.len),
+        };
+        for (name, slot) in self.runs.iter().flat_map(|run| run.iter()) {
+            packed.names.push_str(name);
+            packed.entries.push(Entry {
+                end: packed.names.len() as u32,
+                slot: *slot,
+            });
+        }
+        packed
     }
 
     /// The run that holds `name` or would (the last one whose first name is
@@ -210,6 +371,7 @@ impl Runs {
         let Some((r, found)) = self.find(name) else {
             self.runs.push(Arc::new(vec![(name.into(), slot)]));
             self.len = 1;
+            self.name_bytes = name.len();
             return true;
         };
         let Err(pos) = found else {
@@ -230,6 +392,7 @@ impl Runs {
             }
         }
         self.len += 1;
+        self.name_bytes += name.len();
         true
     }
 
@@ -243,13 +406,14 @@ impl Runs {
             self.runs.remove(r);
         }
         self.len -= 1;
+        self.name_bytes -= name.len();
         Some(slot)
     }
 }
 
 /// Iterator over a child list, in name order from either end.
 pub(crate) enum Iter<'a> {
-    Small(btree_map::Iter<'a, Name, u32>),
+    Small(PackedIter<'a>),
     Large {
         runs: std::slice::Iter<'a, Arc<Run>>,
         front: std::slice::Iter<'a, (Name, u32)>,
@@ -262,7 +426,7 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<(&'a str, u32)> {
         match self {
-            Iter::Small(iter) => iter.next().map(|(name, slot)| (&**name, *slot)),
+            Iter::Small(iter) => iter.next(),
             Iter::Large { runs, front, back } => loop {
                 if let Some((name, slot)) = front.next() {
                     return Some((name, *slot));
@@ -279,7 +443,7 @@ impl<'a> Iterator for Iter<'a> {
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         match self {
-            Iter::Small(iter) => iter.next_back().map(|(name, slot)| (&**name, *slot)),
+            Iter::Small(iter) => iter.next_back(),
             Iter::Large { runs, front, back } => loop {
                 if let Some((name, slot)) = back.next_back() {
                     return Some((name, *slot));
@@ -295,6 +459,8 @@ impl DoubleEndedIterator for Iter<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use proptest::prelude::*;
 
     use super::*;
@@ -327,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn a_big_list_becomes_runs_and_a_small_one_a_map_again() {
+    fn a_big_list_becomes_runs_and_a_small_one_packed_again() {
         let mut children = Children::default();
         let mut model = BTreeMap::new();
         for i in 0..(LARGE_FROM as u32 * 3) {
@@ -351,6 +517,24 @@ mod tests {
         }
         assert_eq!(children.shape(), "empty");
         assert_eq!(children.iter().count(), 0);
+    }
+
+    #[test]
+    fn long_names_make_a_list_runs_before_their_bytes_overflow_a_packed_one() {
+        let mut children = Children::default();
+        let mut model = BTreeMap::new();
+        for (i, c) in ["a", "c", "b"].iter().enumerate() {
+            let name = c.repeat(PACKED_NAME_BYTES_MAX / 3 + 1);
+            assert!(children.insert(&name, i as u32));
+            model.insert(name, i as u32);
+        }
+        assert_eq!(children.shape(), "large");
+        check_against(&children, &model);
+        let b = "b".repeat(PACKED_NAME_BYTES_MAX / 3 + 1);
+        assert_eq!(children.remove(&b), Some(2));
+        model.remove(&b);
+        assert_eq!(children.shape(), "large", "its names are still too long to pack");
+        check_against(&children, &model);
     }
 
     #[test]

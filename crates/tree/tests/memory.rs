@@ -67,6 +67,6 @@ fn a_znode_costs_far_less_memory_than_in_apache_zookeeper() {
     // Paths are 23 bytes and data 10 bytes here; ZooKeeper's figure is for
     // similar nodes. The bound leaves room for hash-table growth steps.
     println!("live heap per znode: {per_node:.0} bytes");
-    assert!(per_node < 350.0, "{per_node:.0} bytes per znode");
+    assert!(per_node < 220.0, "{per_node:.0} bytes per znode");
     assert_eq!(tree.node_count(), 5 + 100 + NODES as usize);
 }
