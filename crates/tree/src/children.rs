@@ -533,7 +533,11 @@ mod tests {
         let b = "b".repeat(PACKED_NAME_BYTES_MAX / 3 + 1);
         assert_eq!(children.remove(&b), Some(2));
         model.remove(&b);
-        assert_eq!(children.shape(), "large", "its names are still too long to pack");
+        assert_eq!(
+            children.shape(),
+            "large",
+            "its names are still too long to pack"
+        );
         check_against(&children, &model);
     }
 
