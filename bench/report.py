@@ -210,6 +210,10 @@ def main():
       f"{meta['size']}-byte payloads, {meta['warmup']} s warm-up then {meta['duration']} s measured. "
       "get/set/exists use 1000 pre-created nodes picked at random; children lists a node with 10 "
       "children; create makes new nodes; delete removes nodes pre-created (untimed) before the run. "
+      "The nodes a create or delete run leaves are deleted after its measured window (untimed, "
+      "by `corral bench` itself), so that every run finds both servers holding the same tree "
+      "(until this was done, the faster server made more nodes in each create run and then "
+      "paid for bigger snapshots in every later write run). "
       "Server CPU is utime+stime of the server process(es) from `/proc/PID/stat` over the measured "
       "window, divided by the operations completed in it.")
     w("")
