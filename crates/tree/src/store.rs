@@ -23,9 +23,11 @@ use crate::node::Node;
 use crate::path::split_parent;
 
 /// Slots per chunk. A capture costs one pointer copy per chunk (~4,000 for
-/// 1M nodes); the first write to a chunk after a capture copies its 256
-/// pointers (2 KiB). Measured with `examples/snapbench.rs`.
-pub(crate) const CHUNK_SLOTS: usize = 256;
+/// 1M nodes); the first write to a chunk after a capture copies its 254
+/// pointers (2 KiB). Measured with `examples/snapbench.rs`. 254, not 256:
+/// with the `Arc`'s two counts a chunk is then exactly 2048 bytes, one
+/// jemalloc size class, where 256 slots took a 2560-byte one.
+pub(crate) const CHUNK_SLOTS: usize = 254;
 
 type Chunk = [Option<Arc<Node>>; CHUNK_SLOTS];
 
