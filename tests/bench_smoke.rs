@@ -3,6 +3,7 @@
 //! per operation. Checks that the JSON parses and operations completed; no
 //! timing assertions (the machine is shared).
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ impl Server {
             &cfg,
             format!(
                 "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-                 maxClientCnxns=0\n",
+                 maxClientCnxns=0\n4lw.commands.whitelist=*\n",
                 dir.path().join("data").display()
             ),
         )
@@ -76,6 +77,20 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `zk_znode_count` from the server's `mntr`.
+    fn znode_count(&self) -> u64 {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect for mntr");
+        stream.write_all(b"mntr").expect("send mntr");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read mntr");
+        text.lines()
+            .find_map(|line| line.strip_prefix("zk_znode_count\t"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no zk_znode_count in {text:?}"))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -116,6 +131,30 @@ fn bench_delete_removes_nodes_it_created_first() {
     let r = server.bench(&[&["--op", "delete", "--count", "5000"][..], &SHORT[..]].concat());
     assert!(r.ops > 0 && r.errors == 0, "{r:?}");
     assert!(r.ops <= 5000);
+}
+
+#[test]
+fn create_and_delete_runs_leave_the_tree_as_they_found_it_unless_asked_to_keep_their_nodes() {
+    let server = Server::start();
+    // The first run makes /corral-bench itself, which stays.
+    server.bench(&[&["--op", "get"][..], &SHORT[..]].concat());
+    let before = server.znode_count();
+    let created = server.bench(&[&["--op", "create"][..], &SHORT[..]].concat());
+    assert!(created.ops > 0, "{created:?}");
+    let deleted = server.bench(&[&["--op", "delete", "--count", "20000"][..], &SHORT[..]].concat());
+    assert!(deleted.ops > 0, "{deleted:?}");
+    assert_eq!(
+        server.znode_count(),
+        before,
+        "create and delete cleaned up after themselves"
+    );
+
+    let kept = server.bench(&[&["--op", "create", "--keep-nodes"][..], &SHORT[..]].concat());
+    assert!(kept.ops > 0 && kept.cleanup_s == 0.0, "{kept:?}");
+    assert!(
+        server.znode_count() > before + kept.ops,
+        "--keep-nodes keeps them"
+    );
 }
 
 #[test]

@@ -524,3 +524,34 @@ async fn reconnecting_with_the_session_keeps_ephemerals() {
     assert_ne!(stat.ephemeral_owner, 0);
     server.stop().await;
 }
+
+/// zoo.cfg's `preAllocSize` (KiB) is the size each log segment is created at,
+/// as ZooKeeper preallocates its log files by that much.
+#[tokio::test]
+async fn pre_alloc_size_sets_the_size_log_segments_are_created_at() {
+    let server = TestServer::start_with(&[("preAllocSize", "128")]).await;
+    let log_dir = server._dir.path().join("log");
+    let client = server.client().await;
+    // ~400 KiB of writes: more than three 128 KiB segments.
+    let data = vec![b'x'; 8 * 1024];
+    for i in 0..50 {
+        client
+            .create(&format!("/big-{i}"), &data, &persistent())
+            .await
+            .expect("create");
+    }
+    let mut sizes: Vec<u64> = std::fs::read_dir(&log_dir)
+        .expect("the log directory")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .collect();
+    sizes.sort();
+    assert!(sizes.len() >= 3, "segments in {log_dir:?}: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&len| len == 128 * 1024),
+        "every segment preallocated to preAllocSize: {sizes:?}"
+    );
+    drop(client);
+    server.stop().await;
+}

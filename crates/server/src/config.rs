@@ -83,6 +83,10 @@ pub struct ServerConfig {
     pub max_session_timeout_ms: i32,
     pub snap_count: u64,
     pub snap_retain_count: usize,
+    /// `preAllocSize` (KiB): the size each transaction-log segment is
+    /// created at, filled with zeros, as ZooKeeper preallocates its log
+    /// files by this much (default 64 MiB).
+    pub pre_alloc_size_kb: u64,
     pub purge_interval_hours: u32,
     pub jute_maxbuffer: usize,
     pub four_letter_whitelist: FourLetterWhitelist,
@@ -123,6 +127,7 @@ impl ServerConfig {
             max_session_timeout_ms: 40000,
             snap_count: 100_000,
             snap_retain_count: 3,
+            pre_alloc_size_kb: 64 * 1024,
             purge_interval_hours: 0,
             jute_maxbuffer: DEFAULT_JUTE_MAXBUFFER,
             four_letter_whitelist: FourLetterWhitelist::Only(vec!["srvr".into()]),
@@ -199,6 +204,9 @@ impl ServerConfig {
                 "minSessionTimeout" => min_timeout = Some(parse(key, value)?),
                 "maxSessionTimeout" => max_timeout = Some(parse(key, value)?),
                 "snapCount" | "zookeeper.snapCount" => cfg.snap_count = parse_positive(key, value)?,
+                "preAllocSize" | "zookeeper.preAllocSize" => {
+                    cfg.pre_alloc_size_kb = parse_positive(key, value)?
+                }
                 "autopurge.snapRetainCount" => {
                     // ZooKeeper silently raises values below 3 to 3.
                     cfg.snap_retain_count = parse::<usize>(key, value)?.max(3)
@@ -242,7 +250,6 @@ impl ServerConfig {
                 "electionAlg"
                 | "quorumListenOnAllIPs"
                 | "syncEnabled"
-                | "preAllocSize"
                 | "globalOutstandingLimit"
                 | "clientPortListenBacklog"
                 | "peerType"
@@ -534,6 +541,22 @@ mod tests {
         assert_eq!(cfg.negotiate_timeout(100), 4000);
         assert_eq!(cfg.negotiate_timeout(1_000_000), 40000);
         assert_eq!(cfg.data_log_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn pre_alloc_size_is_in_kilobytes_and_must_be_positive() {
+        let base = [("dataDir", "/tmp/x"), ("clientPort", "2182")];
+        let cfg = ServerConfig::from_properties(&props(&base)).unwrap();
+        assert_eq!(cfg.pre_alloc_size_kb, 65536, "ZooKeeper's default, 64 MiB");
+        let cfg = ServerConfig::from_properties(&props(
+            &[&base[..], &[("preAllocSize", "1024")]].concat(),
+        ))
+        .unwrap();
+        assert_eq!(cfg.pre_alloc_size_kb, 1024);
+        let err =
+            ServerConfig::from_properties(&props(&[&base[..], &[("preAllocSize", "0")]].concat()))
+                .unwrap_err();
+        assert!(err.to_string().contains("preAllocSize"), "{err}");
     }
 
     #[test]

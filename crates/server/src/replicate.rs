@@ -149,6 +149,12 @@ pub async fn open(shared: Arc<Shared>) -> Result<ReplicaHandle, ServerError> {
     let mut rc = ReplicaConfig::standalone(node_id, &config.data_dir, &config.data_log_dir);
     rc.snap_count = config.snap_count;
     rc.snap_retain_count = config.snap_retain_count;
+    // Segments smaller than this would mean a file per few batches.
+    const SEGMENT_MIN_BYTES: u64 = 64 << 10;
+    rc.segment_max_bytes = config
+        .pre_alloc_size_kb
+        .saturating_mul(1024)
+        .max(SEGMENT_MIN_BYTES);
     // ZooKeeper's tick drives failure detection: heartbeat every tick/2,
     // elections after syncLimit ticks, snapshot transfers bounded by
     // initLimit ticks (documented in docs/ARCHITECTURE.md).
