@@ -52,7 +52,7 @@ impl NodeView {
         NodeView {
             acl: Arc::clone(&node.acl),
             version: node.version,
-            cversion: node.cversion,
+            cversion: node.cversion(),
             aversion: node.aversion,
             num_children: node.num_children(),
             ephemeral_owner: node.ephemeral_owner,
@@ -639,8 +639,8 @@ impl DataTree {
             .nodes
             .at_mut(parent_slot)
             .unwrap_or_else(|| broken(path, "lost its parent"));
-        parent.cversion = parent.cversion.wrapping_add(1);
-        parent.pzxid = parent.pzxid.max(ctx.zxid);
+        parent.set_cversion(parent.cversion().wrapping_add(1));
+        parent.set_pzxid(parent.pzxid().max(ctx.zxid));
         let parent_acl = Arc::clone(&parent.acl);
         self.data_size += node_size(path, data_len(data));
         self.index_node(path, ephemeral_owner);
@@ -672,7 +672,7 @@ impl DataTree {
             .nodes
             .get_mut(canonical(parent_path))
             .unwrap_or_else(|| broken(path, "lost its parent"));
-        parent.pzxid = parent.pzxid.max(zxid);
+        parent.set_pzxid(parent.pzxid().max(zxid));
         let parent_acl = Arc::clone(&parent.acl);
         self.acls.release(&node.acl);
         self.data_size -= node_size(path, node.data_len());
@@ -806,7 +806,7 @@ mod tests {
             TxnResult::Created { .. }
         ));
         let parent = tree.nodes.get_mut("/p0000000000").unwrap();
-        parent.cversion = i32::MAX;
+        parent.set_cversion(i32::MAX);
         let TxnResult::Created { path, .. } = create_seq(&mut tree, 2, "/p0000000000/s-") else {
             panic!()
         };

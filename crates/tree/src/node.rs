@@ -68,15 +68,14 @@ pub(crate) struct Node {
     pub(crate) children: Children,
     pub(crate) czxid: i64,
     pub(crate) mzxid: i64,
-    pub(crate) pzxid: i64,
     pub(crate) ctime: i64,
     pub(crate) mtime: i64,
     /// Internal: session id, [`CONTAINER_OWNER`], a TTL owner, or 0.
     pub(crate) ephemeral_owner: i64,
     pub(crate) version: i32,
-    /// Internal create counter: +1 per child created, never lowered.
-    pub(crate) cversion: i32,
     pub(crate) aversion: i32,
+    // pzxid and the create counter (cversion) live in `children`: only
+    // children change them, and most nodes never have any.
 }
 
 impl Node {
@@ -94,13 +93,34 @@ impl Node {
             children: Children::default(),
             czxid: zxid,
             mzxid: zxid,
-            pzxid: zxid,
             ctime: time_ms,
             mtime: time_ms,
             ephemeral_owner,
             version: 0,
-            cversion: 0,
             aversion: 0,
+        }
+    }
+
+    /// The zxid of the last change to the node's children (its czxid until
+    /// one).
+    pub(crate) fn pzxid(&self) -> i64 {
+        self.children.pzxid().unwrap_or(self.czxid)
+    }
+
+    pub(crate) fn set_pzxid(&mut self, pzxid: i64) {
+        if pzxid != self.pzxid() {
+            self.children.set_pzxid(pzxid);
+        }
+    }
+
+    /// Internal create counter: +1 per child created, never lowered.
+    pub(crate) fn cversion(&self) -> i32 {
+        self.children.cversion()
+    }
+
+    pub(crate) fn set_cversion(&mut self, cversion: i32) {
+        if cversion != self.cversion() {
+            self.children.set_cversion(cversion);
         }
     }
 
@@ -141,12 +161,12 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            cversion: self.cversion().wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.aversion,
             ephemeral_owner,
             data_length: i32::try_from(self.data_len()).unwrap_or(i32::MAX),
             num_children,
-            pzxid: self.pzxid,
+            pzxid: self.pzxid(),
         }
     }
 }
@@ -180,7 +200,7 @@ mod tests {
     #[test]
     fn visible_cversion_counts_creates_and_deletes() {
         let mut node = Node::new(Some(b""), Arc::new(Acl::open_unsafe()), 0, 1, 0);
-        node.cversion = 2;
+        node.set_cversion(2);
         node.children.insert("b", 0);
         // Two creates, one delete: clients see 3.
         assert_eq!(node.stat(false).cversion, 3);
@@ -205,11 +225,30 @@ mod tests {
     }
 
     #[test]
-    fn a_node_and_its_reference_counts_fit_a_112_byte_allocation() {
+    fn a_node_and_its_reference_counts_fit_a_96_byte_allocation() {
         // `Arc<Node>` adds two 8-byte counts; jemalloc's size classes are
-        // 16 bytes apart up to 128 (no per-allocation header): 112 bytes or
-        // less is the 112-byte class, 113 the 128-byte one.
-        assert!(std::mem::size_of::<Node>() + 16 <= 112);
+        // 16 bytes apart up to 128 (no per-allocation header): 96 bytes or
+        // less is the 96-byte class, 97 the 112-byte one.
+        assert!(std::mem::size_of::<Node>() + 16 <= 96);
+    }
+
+    #[test]
+    fn pzxid_and_the_create_counter_cost_a_leaf_nothing_until_it_has_children() {
+        let mut node = Node::new(Some(b""), Arc::new(Acl::open_unsafe()), 0, 7, 0);
+        assert_eq!((node.pzxid(), node.cversion()), (7, 0));
+        node.set_pzxid(7);
+        node.set_cversion(0);
+        assert!(node.children.pzxid().is_none() && node.children.is_empty());
+        node.children.insert("a", 1);
+        node.set_cversion(1);
+        node.set_pzxid(9);
+        node.children.remove("a");
+        assert_eq!(
+            (node.pzxid(), node.cversion()),
+            (9, 1),
+            "kept after the child went"
+        );
+        assert_eq!(node.stat(false).cversion, 2);
     }
 
     #[test]

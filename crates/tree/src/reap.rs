@@ -21,7 +21,7 @@ impl DataTree {
             if !node.children.is_empty() {
                 continue;
             }
-            let used = node.cversion > 0;
+            let used = node.cversion() > 0;
             let expired = max_never_used_interval_ms != 0
                 && now_ms.saturating_sub(node.mtime) > max_never_used_interval_ms;
             if used || expired {

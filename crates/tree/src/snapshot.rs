@@ -276,12 +276,12 @@ impl TreeCapture {
                 acl,
                 czxid: node.czxid,
                 mzxid: node.mzxid,
-                pzxid: node.pzxid,
+                pzxid: node.pzxid(),
                 ctime: node.ctime,
                 mtime: node.mtime,
                 ephemeral_owner: node.ephemeral_owner,
                 version: node.version,
-                cversion: node.cversion,
+                cversion: node.cversion(),
                 aversion: node.aversion,
             }))?;
             written += 1;
@@ -396,20 +396,20 @@ impl DataTree {
                     format!("{} names unknown ACL {}", record.path, record.acl),
                 )
             })?;
-            let node = Node {
+            let mut node = Node {
                 data: record.data.map(Box::from),
                 acl: Arc::clone(acl),
                 children: Default::default(),
                 czxid: record.czxid,
                 mzxid: record.mzxid,
-                pzxid: record.pzxid,
                 ctime: record.ctime,
                 mtime: record.mtime,
                 ephemeral_owner: record.ephemeral_owner,
                 version: record.version,
-                cversion: record.cversion,
                 aversion: record.aversion,
             };
+            node.set_pzxid(record.pzxid);
+            node.set_cversion(record.cversion);
             // Snapshots list a parent's children one after another: look
             // the parent up once per run of siblings, not once per node.
             let parent_path = crate::path::split_parent(record.path).map(|(parent, _)| parent);

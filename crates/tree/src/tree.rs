@@ -383,12 +383,12 @@ impl DataTree {
                     "{path} is not listed by its parent"
                 );
                 assert!(
-                    parent.pzxid >= node.czxid,
+                    parent.pzxid() >= node.czxid,
                     "{path}: parent pzxid below child czxid"
                 );
             }
             assert!(
-                node.mzxid <= self.last_zxid && node.pzxid <= self.last_zxid,
+                node.mzxid <= self.last_zxid && node.pzxid() <= self.last_zxid,
                 "{path}: zxid from the future"
             );
             match node.kind(self.config.extended_types_enabled) {
