@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 ZNODES=1000000 RUNS="set:4 set:32 create:32" DURATION=10 PORT=23201 WORK="$REPO/target/bigtree"
 while (($#)); do
     case "$1" in
@@ -30,8 +32,6 @@ done
 BENCH=""
 for s in "$@"; do [[ $s != zookeeper && -z $BENCH ]] && BENCH=$(realpath "$s"); done
 BENCH=${BENCH:-$REPO/target/release/corral}
-ZK_CP=/usr/share/java/zookeeper.jar
-[[ -f /usr/share/java/slf4j-simple.jar ]] && ZK_CP="$ZK_CP:/usr/share/java/slf4j-simple.jar"
 ulimit -n 65536 2>/dev/null || true
 
 PID=""
@@ -40,30 +40,14 @@ n=0
 for server in "$@"; do
     n=$((n + 1))
     dir="$WORK/$n-$(basename "$server")"
-    rm -rf "$dir" && mkdir -p "$dir/data"
-    cat >"$dir/zoo.cfg" <<CFG
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=$dir/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-4lw.commands.whitelist=*
-admin.enableServer=false
-CFG
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    rm -rf "$dir"
+    write_cfg "$dir" "$PORT"
+    if port_in_use "$PORT"; then
         echo "port $PORT is in use; pick another with --port" >&2
         exit 1
     fi
-    if [[ $server == zookeeper ]]; then
-        java -Xmx2g -Djava.net.preferIPv4Stack=true -Dzookeeper.admin.enableServer=false \
-            -cp "$ZK_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
-            >"$dir/server.log" 2>&1 &
-    else
-        CORRAL_LOG=info "$server" server "$dir/zoo.cfg" >"$dir/server.log" 2>&1 &
-    fi
-    PID=$!
+    launch_server "$server" "$dir"
+    PID=$LAUNCHED_PID
     hosts="127.0.0.1:$PORT"
     "$BENCH" bench --op probe --hosts "$hosts" --timeout 120 >/dev/null
     "$BENCH" bench --hosts "$hosts" --op fill --count "$ZNODES" --size 100 --sessions 8 \

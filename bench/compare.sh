@@ -29,6 +29,9 @@
 #   --keep-data       keep the servers' data directories (deleted at the end otherwise;
 #                     the 1M-znode ones take gigabytes)
 #   --no-build        use the existing target/release/corral
+#   --corral BIN      use this corral binary (no build; CI passes its debug build
+#                     to the smoke run: figures from it mean nothing, the run
+#                     checks that the script still works end to end)
 #   --port-base P     loopback ports P+1 (Corral), P+2 (ZooKeeper), P+10…P+63 (3-node);
 #                     default 23100 (below Linux's ephemeral range, 32768-60999, where an
 #                     outgoing connection can take a member's port between runs)
@@ -39,6 +42,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 SMOKE=0
 ENSEMBLE=0
@@ -55,6 +60,7 @@ OUT=""
 RESULTS_DIR=""
 WORK="$REPO/target/compare"
 BUILD=1
+CORRAL_BIN=""
 PORT_BASE=23100
 KEEP_DATA=0
 ARGS_GIVEN="$*"
@@ -74,6 +80,7 @@ while (($#)); do
         --results) RESULTS_DIR=$2; shift ;;
         --work) WORK=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --corral) CORRAL_BIN=$(realpath "$2"); BUILD=0; shift ;;
         --port-base) PORT_BASE=$2; shift ;;
         --keep-data) KEEP_DATA=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -120,15 +127,15 @@ if ! dpkg -s zookeeper >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; the
 fi
 ZK_JAR=${CORRAL_ZK_JAR:-/usr/share/java/zookeeper.jar}
 [[ -f $ZK_JAR ]] || die "ZooKeeper jar missing at $ZK_JAR"
-ZK_CP="$ZK_JAR"
-[[ -f /usr/share/java/slf4j-simple.jar ]] && ZK_CP="$ZK_CP:/usr/share/java/slf4j-simple.jar"
+export CORRAL_ZK_JAR=$ZK_JAR
 command -v python3 >/dev/null || die "python3 is needed to write the report"
 
 if ((BUILD)); then
     log "cargo build --release --bin corral"
     cargo build --release --bin corral
 fi
-[[ -x $REPO/target/release/corral ]] || die "target/release/corral missing (drop --no-build)"
+CORRAL_BIN=${CORRAL_BIN:-$REPO/target/release/corral}
+[[ -x $CORRAL_BIN ]] || die "$CORRAL_BIN missing (drop --no-build)"
 
 # 1000 sessions need 1000+ descriptors in the benchmark and in each server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -136,7 +143,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 rm -rf "$WORK"
 mkdir -p "$WORK" "$RESULTS_DIR"
 # A private copy: a rebuild of target/ during the run must not swap the binary under it.
-cp "$REPO/target/release/corral" "$WORK/corral"
+cp "$CORRAL_BIN" "$WORK/corral"
 CORRAL="$WORK/corral"
 RESULTS="$RESULTS_DIR/results.jsonl"
 : >"$RESULTS"
@@ -149,29 +156,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# write_cfg DIR CLIENT_PORT [server lines…]: the one zoo.cfg shape both servers get.
-write_cfg() {
-    local dir=$1 port=$2
-    shift 2
-    mkdir -p "$dir/data"
-    {
-        echo "tickTime=2000"
-        echo "initLimit=10"
-        echo "syncLimit=5"
-        echo "dataDir=$dir/data"
-        echo "clientPort=$port"
-        echo "clientPortAddress=127.0.0.1"
-        echo "maxClientCnxns=0"
-        echo "4lw.commands.whitelist=*"
-        echo "admin.enableServer=false"
-        local line
-        for line in "$@"; do echo "$line"; done
-    } >"$dir/zoo.cfg"
-}
-
+# (write_cfg, port_in_use and launch_server are in bench/lib.sh.)
 # port_free PORT: fails loudly when something (someone else's server) listens there.
 port_free() {
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    if port_in_use "$1"; then
         die "port $1 is in use by another process; pick other ports with --port-base"
     fi
 }
@@ -182,15 +170,11 @@ start_server() {
     local kind=$1 dir=$2 pid
     port_free "$(sed -n 's/^clientPort=//p' "$dir/zoo.cfg")"
     if [[ $kind == corral ]]; then
-        CORRAL_LOG=info "$CORRAL" server "$dir/zoo.cfg" >>"$dir/server.log" 2>&1 &
-        pid=$!
+        launch_server "$CORRAL" "$dir"
     else
-        # Java: the JVM's defaults (G1, tiered JIT); heap large enough for 1M znodes.
-        java -Xmx2g -Djava.net.preferIPv4Stack=true -Dzookeeper.admin.enableServer=false \
-            -cp "$ZK_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
-            >>"$dir/server.log" 2>&1 &
-        pid=$!
+        launch_server zookeeper "$dir"
     fi
+    pid=$LAUNCHED_PID
     STARTED_PIDS+=("$pid")
     SERVER_PID=$pid
 }
@@ -396,3 +380,8 @@ log "writing $OUT"
 python3 "$REPO/bench/report.py" --results "$RESULTS" --meta "$WORK/meta.json" \
     --svg "$RESULTS_DIR/throughput.svg" --notes "$REPO/bench/PROFILE-NOTES.md" --out "$OUT"
 echo "$OUT" >&2
+# The ratio table, on standard output (the rest of the report is in $OUT).
+echo
+sed -n '/^## Targets/,/^The summary rows/p' "$OUT" | sed '$d'
+((SMOKE)) && echo "(smoke run: 1 s runs and 1,000 znodes; the figures mean nothing, the run checks the script)"
+true

@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 OP=${1:?usage: bench/profile.sh OP [SESSIONS] [SECONDS]}
 SESSIONS=${2:-32}
@@ -23,23 +25,13 @@ command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
 rm -rf "$DIR"
 mkdir -p "$DIR/data"
 cp target/release/corral "$DIR/corral"
-cat >"$DIR/zoo.cfg" <<EOF
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=$DIR/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-4lw.commands.whitelist=*
-admin.enableServer=false
-EOF
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+write_cfg "$DIR" "$PORT"
+if port_in_use "$PORT"; then
     echo "port $PORT is in use; set CORRAL_PROFILE_PORT" >&2
     exit 1
 fi
-"$DIR/corral" server "$DIR/zoo.cfg" >"$DIR/server.log" 2>&1 &
-PID=$!
+launch_server "$DIR/corral" "$DIR"
+PID=$LAUNCHED_PID
 trap 'kill -9 $PID 2>/dev/null || true; rm -rf "$DIR/data"' EXIT
 "$DIR/corral" bench --op probe --hosts "127.0.0.1:$PORT" --timeout 60 >/dev/null
 
