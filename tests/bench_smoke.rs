@@ -3,20 +3,13 @@
 //! per operation. Checks that the JSON parses and operations completed; no
 //! timing assertions (the machine is shared).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use corral_bench::RunReport;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
 
 struct Server {
     child: Child,
@@ -27,7 +20,7 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = support::free_port();
         let cfg = dir.path().join("zoo.cfg");
         std::fs::write(
             &cfg,
@@ -75,15 +68,11 @@ impl Server {
         );
         RunReport::from_json(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
     }
-}
 
-impl Server {
     /// `zk_znode_count` from the server's `mntr`.
     fn znode_count(&self) -> u64 {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect for mntr");
-        stream.write_all(b"mntr").expect("send mntr");
-        let mut text = String::new();
-        stream.read_to_string(&mut text).expect("read mntr");
+        let addr = self.addr.parse().expect("a socket address");
+        let text = support::four_letter(addr, "mntr").expect("mntr");
         text.lines()
             .find_map(|line| line.strip_prefix("zk_znode_count\t"))
             .and_then(|n| n.trim().parse().ok())

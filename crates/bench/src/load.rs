@@ -241,14 +241,14 @@ async fn run_task(
         }
         let outcome = match plan.op {
             Op::Create => {
-                let path = format!("{}/s{session}k{slot}n{n}", plan.run_parent);
+                let path = task_node(&plan.run_parent, session, slot, n);
                 client
                     .create(&path, &plan.data, &acl, CreateMode::Persistent)
                     .await
                     .map(drop)
             }
             Op::Delete => {
-                let path = format!("{}/s{session}k{slot}n{n}", plan.run_parent);
+                let path = task_node(&plan.run_parent, session, slot, n);
                 client.delete(&path, None).await
             }
             Op::Get => client.get_data(rng.pick(&plan.keys)).await.map(drop),
@@ -299,6 +299,13 @@ async fn run_task(
     result
 }
 
+/// The `n`th node that task `slot` of session `session` creates or deletes
+/// under `parent`: the one naming create, delete, their pre-fill and their
+/// clean-up agree on.
+fn task_node(parent: &str, session: usize, slot: usize, n: u64) -> String {
+    format!("{parent}/s{session}k{slot}n{n}")
+}
+
 /// Deletes, untimed, the nodes `s<s>k<k>n<i>` under `parent` for the index
 /// range each task left (`left[task]`), each task's range on its own
 /// session; nodes already gone (a create that failed) are skipped.
@@ -316,7 +323,7 @@ async fn delete_left(
             let range = left[s * args.inflight + k].clone();
             set.spawn(async move {
                 for n in range {
-                    let path = format!("{parent}/s{s}k{k}n{n}");
+                    let path = task_node(&parent, s, k, n);
                     match client.delete(&path, None).await {
                         Ok(()) | Err(Error::NoNode) => {}
                         Err(e) => return Err(format!("cleaning up {path}: {e}")),
@@ -360,7 +367,7 @@ async fn prefill_for_delete(
                         None if Instant::now() >= deadline => break,
                         _ => {}
                     }
-                    let path = format!("{parent}/s{s}k{k}n{n}");
+                    let path = task_node(&parent, s, k, n);
                     match client
                         .create(&path, &data, &acl, CreateMode::Persistent)
                         .await

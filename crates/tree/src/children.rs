@@ -33,9 +33,9 @@ const PACKED_NAME_BYTES_MAX: usize = 1 << 20;
 
 type Run = Vec<(Name, u32)>;
 
-/// A child's name, held inline up to 24 bytes (sequential nodes' names and
-/// most others fit): no allocation of its own, and a lookup compares names
-/// in the map's node instead of following a pointer per comparison.
+/// A child's name in a run, held inline up to 24 bytes (sequential nodes'
+/// names and most others fit): no allocation of its own, and a lookup
+/// compares names in the run instead of following a pointer per comparison.
 type Name = compact_str::CompactString;
 
 /// Sorted child names → slots, and the two stats only children change
@@ -232,17 +232,27 @@ impl Packed {
         self.entries.len()
     }
 
-    /// Byte range of name `i` in `names`.
-    fn span(&self, i: usize) -> std::ops::Range<usize> {
-        let start = match i.checked_sub(1) {
+    /// Where name `i` starts in `names` (where name `i - 1` ends); for
+    /// `i == len()`, the end of the names.
+    fn start(&self, i: usize) -> usize {
+        match i.checked_sub(1) {
             Some(before) => self.entries[before].end as usize,
             None => 0,
-        };
-        start..self.entries[i].end as usize
+        }
+    }
+
+    /// Byte range of name `i` in `names`.
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        self.start(i)..self.entries[i].end as usize
     }
 
     fn name(&self, i: usize) -> &str {
         &self.names[self.span(i)]
+    }
+
+    /// (name, slot) of entry `i`.
+    fn at(&self, i: usize) -> (&str, u32) {
+        (self.name(i), self.entries[i].slot)
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
@@ -267,11 +277,7 @@ impl Packed {
         let Err(pos) = self.find(name) else {
             return false;
         };
-        let start = if pos == 0 {
-            0
-        } else {
-            self.entries[pos - 1].end as usize
-        };
+        let start = self.start(pos);
         // Grow by an eighth, not double: a directory's list is rarely
         // appended to in bursts, and the slack of doubling is memory held by
         // every directory.
@@ -339,7 +345,7 @@ impl<'a> Iterator for PackedIter<'a> {
         }
         let i = self.front;
         self.front += 1;
-        Some((self.packed.name(i), self.packed.entries[i].slot))
+        Some(self.packed.at(i))
     }
 }
 
@@ -349,8 +355,7 @@ impl DoubleEndedIterator for PackedIter<'_> {
             return None;
         }
         self.back -= 1;
-        let i = self.back;
-        Some((self.packed.name(i), self.packed.entries[i].slot))
+        Some(self.packed.at(self.back))
     }
 }
 
