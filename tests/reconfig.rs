@@ -224,6 +224,36 @@ fn a_participant_is_removed_and_added_back() {
     assert_eq!(create(&mut r, "/through-the-returned"), OK);
 }
 
+/// A reconfig sent the moment a new leader serves clients: ZooKeeper's new leader takes it
+/// at once, so the client must not get ReconfigInProgress while the leader's first entry of
+/// its term is still being committed.
+#[test]
+fn a_reconfig_right_after_an_election_is_carried_out() {
+    let mut e = Ensemble::participants(3, &["reconfigEnabled=true", "skipACL=yes"]);
+    let old_leader = e.start_all();
+    let dead_id = e.nodes[old_leader].id;
+    let before = config_on(&e, (old_leader + 1) % 3);
+    e.kill(old_leader);
+    // Ask the first survivor that opens a session, as soon as one does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut s = 'found: loop {
+        for i in (0..3).filter(|i| *i != old_leader) {
+            if let Ok(s) = RawSession::connect(e.addr(i), 10_000) {
+                break 'found s;
+            }
+        }
+        assert!(Instant::now() < deadline, "no survivor served a session\n{}", e.log_tails(15));
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (err, after) = reconfig(&mut s, None, Some(&dead_id.to_string()), None, -1);
+    assert_eq!(err, OK, "{}", e.log_tails(15));
+    let mut expected: Vec<u64> = vec![1, 2, 3];
+    expected.retain(|id| *id != dead_id);
+    assert_eq!(server_ids(&after), expected);
+    assert!(version_of(&after) > version_of(&before));
+    assert_eq!(create(&mut s, "/after-the-election"), OK);
+}
+
 #[test]
 fn a_reconfig_needs_write_permission_on_the_config_node_and_a_synced_quorum() {
     let digest = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="; // super:test

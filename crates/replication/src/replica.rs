@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::types::PeerNode;
 use bytes::Bytes;
+use openraft::errors::ChangeMembershipError;
 use openraft::errors::ClientWriteError;
 use openraft::errors::LinearizableReadError;
 use openraft::errors::RaftError;
@@ -68,6 +69,11 @@ use crate::types::TypeConfig;
 /// A follower whose matched log index is at most this many entries behind the leader's last
 /// index counts as synced (ZooKeeper's `synced_followers`).
 pub const SYNCED_LAG_ENTRIES_MAX: u64 = 16;
+/// How long a membership change waits for the leader's own first entry, or the previous
+/// membership, to commit before it reports the change as in progress.
+const MEMBERSHIP_SETTLE_MAX: Duration = Duration::from_secs(5);
+/// How often it looks again meanwhile.
+const MEMBERSHIP_SETTLE_POLL: Duration = Duration::from_millis(20);
 
 /// One server of the ensemble, as in zoo.cfg's `server.N=host:quorumPort:electionPort[:role]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -774,11 +780,32 @@ impl Replica {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map_err(write_error)?;
-        Ok(())
+        self.change_membership_settled(change, false).await
+    }
+
+    /// openraft's `change_membership`, waiting out the refusals that only mean "not yet": a
+    /// leader that has not committed an entry of its own term (just elected), or a previous
+    /// membership entry not yet committed. ZooKeeper's new leader takes a reconfig as soon as
+    /// it leads, so a client must not see ReconfigInProgress for the election it just rode
+    /// out. Gives up after [`MEMBERSHIP_SETTLE_MAX`].
+    async fn change_membership_settled(
+        &self,
+        change: ChangeMembers<u64, PeerNode>,
+        retain: bool,
+    ) -> Result<(), ReplicationError> {
+        let deadline = tokio::time::Instant::now() + MEMBERSHIP_SETTLE_MAX;
+        loop {
+            match self.raft.change_membership(change.clone(), retain).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::UncommittedLeaderLog(_)
+                    | ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(MEMBERSHIP_SETTLE_POLL).await;
+                }
+                Err(e) => return Err(write_error(e)),
+            }
+        }
     }
 
     /// Makes the membership exactly `target` (voters are the non-observers), in one joint
@@ -830,10 +857,8 @@ impl Replica {
         changes.push(ChangeMembers::ReplaceAllVoters(voters));
         // Removed voters stay learners through the joint phase (`retain`): the joint
         // configuration still counts them, so their nodes must stay until it is over.
-        self.raft
-            .change_membership(ChangeMembers::Batch(changes), true)
-            .await
-            .map_err(write_error)?;
+        self.change_membership_settled(ChangeMembers::Batch(changes), true)
+            .await?;
         let gone: BTreeSet<u64> = self
             .membership()
             .keys()
@@ -841,10 +866,8 @@ impl Replica {
             .copied()
             .collect();
         if !gone.is_empty() {
-            self.raft
-                .change_membership(ChangeMembers::RemoveNodes(gone), false)
-                .await
-                .map_err(write_error)?;
+            self.change_membership_settled(ChangeMembers::RemoveNodes(gone), false)
+                .await?;
         }
         Ok(())
     }
