@@ -242,7 +242,11 @@ fn a_reconfig_right_after_an_election_is_carried_out() {
                 break 'found s;
             }
         }
-        assert!(Instant::now() < deadline, "no survivor served a session\n{}", e.log_tails(15));
+        assert!(
+            Instant::now() < deadline,
+            "no survivor served a session\n{}",
+            e.log_tails(15)
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let (err, after) = reconfig(&mut s, None, Some(&dead_id.to_string()), None, -1);

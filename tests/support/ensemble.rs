@@ -116,6 +116,24 @@ impl Node {
         }
     }
 
+    /// SIGTERM, as an operator stops a server, and waits for it to exit (SIGKILL after 20 s).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// SIGSTOP / SIGCONT: the process stays, but stops answering (a hung server).
     fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {
@@ -218,6 +236,11 @@ impl Ensemble {
     /// SIGKILL server `i`.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].kill();
+    }
+
+    /// SIGTERM server `i` and wait for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        self.nodes[i].stop();
     }
 
     /// SIGSTOP server `i` (it keeps its sockets but answers nothing).

@@ -290,6 +290,8 @@ pub struct RawSession {
     pub events: Vec<Event>,
     /// Highest zxid seen in a reply header.
     pub last_zxid: i64,
+    /// The server accepted the session read-only (the ConnectResponse's readOnly byte).
+    pub read_only: bool,
 }
 
 impl RawSession {
@@ -310,6 +312,23 @@ impl RawSession {
         passwd: &[u8],
         last_zxid_seen: i64,
     ) -> io::Result<RawSession> {
+        Self::connect_with(addr, timeout_ms, session_id, passwd, last_zxid_seen, false)
+    }
+
+    /// A new session from a client that accepts a read-only server (`canBeReadOnly`);
+    /// [`RawSession::read_only`] tells whether the server answered as one.
+    pub fn connect_read_only(addr: SocketAddr, timeout_ms: i32) -> io::Result<RawSession> {
+        Self::connect_with(addr, timeout_ms, 0, &[0u8; 16], 0, true)
+    }
+
+    fn connect_with(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        session_id: i64,
+        passwd: &[u8],
+        last_zxid_seen: i64,
+        can_be_read_only: bool,
+    ) -> io::Result<RawSession> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
@@ -322,6 +341,7 @@ impl RawSession {
             next_xid: 1,
             events: Vec::new(),
             last_zxid: last_zxid_seen,
+            read_only: false,
         };
         let mut e = Enc::new();
         e.i32(0)
@@ -329,7 +349,7 @@ impl RawSession {
             .i32(timeout_ms)
             .i64(session_id)
             .buf(passwd)
-            .bool(false);
+            .bool(can_be_read_only);
         s.write_frame(e.bytes())?;
         let frame = s.read_frame()?;
         let mut d = Dec::new(&frame);
@@ -337,6 +357,7 @@ impl RawSession {
         s.timeout_ms = d.i32()?;
         s.session_id = d.i64()?;
         s.passwd = d.buf()?.unwrap_or_default();
+        s.read_only = d.remaining() > 0 && d.bool()?;
         if s.timeout_ms <= 0 {
             return Err(io::Error::other("server refused the session (timeOut 0)"));
         }

@@ -100,6 +100,26 @@ struct TcpPeer {
     /// An idle connection: every request sent on it has been answered.
     stream: Option<(Reader, Writer)>,
     buf: Vec<u8>,
+    /// Connection attempts that failed in a row, since the last one that worked.
+    connect_failures: u32,
+}
+
+/// The first pause before connecting again to a peer that refused the last attempt; it
+/// doubles with each failure up to [`RECONNECT_PAUSE_MAX`]. openraft's own backoff only
+/// paces requests it pulls from an append stream, and a connection that fails is refused
+/// before the first one is pulled: without this pause the replication task of a leader
+/// whose follower is down retries in a tight loop (tens of thousands of attempts a second).
+const RECONNECT_PAUSE_MIN: Duration = Duration::from_millis(25);
+const RECONNECT_PAUSE_MAX: Duration = Duration::from_millis(500);
+
+/// The pause before the next attempt after `failures` failed attempts in a row.
+fn reconnect_pause(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    RECONNECT_PAUSE_MIN
+        .saturating_mul(1u32 << (failures - 1).min(8))
+        .min(RECONNECT_PAUSE_MAX)
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -116,6 +136,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                     timeouts: timeouts.clone(),
                     stream: None,
                     buf: Vec::new(),
+                    connect_failures: 0,
                 }),
             },
         }
@@ -159,14 +180,20 @@ impl TcpPeer {
         if let Some(s) = self.stream.take() {
             return Ok(s);
         }
-        transport::connect(&self.addr, &Hello::Raft { from: self.from }, timeout)
-            .await
-            .map_err(|e| {
-                RPCError::Unreachable(Unreachable::from_string(format!(
+        tokio::time::sleep(reconnect_pause(self.connect_failures)).await;
+        match transport::connect(&self.addr, &Hello::Raft { from: self.from }, timeout).await {
+            Ok(s) => {
+                self.connect_failures = 0;
+                Ok(s)
+            }
+            Err(e) => {
+                self.connect_failures = self.connect_failures.saturating_add(1);
+                Err(RPCError::Unreachable(Unreachable::from_string(format!(
                     "cannot connect to {}: {e}",
                     self.addr
-                )))
-            })
+                ))))
+            }
+        }
     }
 
     /// One request, one response, within `timeout`; the connection is kept only on success.
@@ -522,4 +549,19 @@ pub(crate) async fn probe(from: u64, addr: &str, timeout: Duration) -> io::Resul
     tokio::time::timeout(timeout, call)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_pauses_double_from_the_first_failure_up_to_the_cap() {
+        assert_eq!(reconnect_pause(0), Duration::ZERO);
+        assert_eq!(reconnect_pause(1), RECONNECT_PAUSE_MIN);
+        assert_eq!(reconnect_pause(2), RECONNECT_PAUSE_MIN * 2);
+        assert_eq!(reconnect_pause(3), RECONNECT_PAUSE_MIN * 4);
+        assert_eq!(reconnect_pause(40), RECONNECT_PAUSE_MAX);
+        assert_eq!(reconnect_pause(u32::MAX), RECONNECT_PAUSE_MAX);
+    }
 }

@@ -74,6 +74,8 @@ pub const SYNCED_LAG_ENTRIES_MAX: u64 = 16;
 const MEMBERSHIP_SETTLE_MAX: Duration = Duration::from_secs(5);
 /// How often it looks again meanwhile.
 const MEMBERSHIP_SETTLE_POLL: Duration = Duration::from_millis(20);
+/// How long a stopping leader waits for another voter to take over.
+const HAND_OVER_MAX: Duration = Duration::from_secs(1);
 
 /// One server of the ensemble, as in zoo.cfg's `server.N=host:quorumPort:electionPort[:role]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,6 +344,8 @@ pub struct Replica {
     rpc_addr: Option<std::net::SocketAddr>,
     stopped: AtomicBool,
     election_timeout_max_ms: u64,
+    election_timeout_min_ms: u64,
+    leader_contact: Arc<transport::LeaderContact>,
 }
 
 fn fatal(e: impl std::fmt::Display) -> ReplicationError {
@@ -473,8 +477,10 @@ impl Replica {
 
         let mut rpc_server = None;
         let mut rpc_addr = None;
+        let leader_contact = Arc::new(transport::LeaderContact::new());
         if let Some(addr) = &cfg.listen_addr {
             let ctx = Arc::new(transport::ServerCtx {
+                leader_contact: leader_contact.clone(),
                 node_id: cfg.node_id,
                 raft: raft.clone(),
                 snapshots: snapshots.clone(),
@@ -575,6 +581,8 @@ impl Replica {
             rpc_addr,
             stopped: AtomicBool::new(false),
             election_timeout_max_ms: cfg.election_timeout_max_ms,
+            election_timeout_min_ms: cfg.election_timeout_min_ms,
+            leader_contact,
         };
 
         if standalone {
@@ -889,6 +897,36 @@ impl Replica {
         !self.stopped.load(Ordering::Acquire) && self.raft.is_leader()
     }
 
+    /// Whether this server is part of a working quorum now, as ZooKeeper's peers leave
+    /// their quorum (and drop their clients) when it breaks: a leader that a quorum has
+    /// acknowledged within the election timeout (always, when it is the only voter), or a
+    /// follower or observer that heard from its leader within it. A candidate is not.
+    pub fn in_quorum(&self) -> bool {
+        if self.stopped.load(Ordering::Acquire) {
+            return false;
+        }
+        let window = Duration::from_millis(self.election_timeout_min_ms);
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        match m.state {
+            ServerState::Leader => {
+                let alone = m
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .all(|id| id == self.node_id);
+                alone
+                    || m.last_quorum_acked
+                        .as_ref()
+                        .is_some_and(|acked| openraft::Instant::elapsed(&**acked) <= window)
+            }
+            ServerState::Follower | ServerState::Learner => {
+                m.current_leader.is_some() && self.leader_contact.within(window)
+            }
+            _ => false,
+        }
+    }
+
     /// The current Raft term, i.e. the ZooKeeper epoch.
     pub fn current_term(&self) -> u64 {
         self.raft.metrics().borrow_watched().current_term
@@ -1060,9 +1098,68 @@ impl Replica {
         self.rpc_addr
     }
 
+    /// On a leader that is stopping: hands leadership to the most up-to-date live voter and
+    /// waits (at most [`HAND_OVER_MAX`]) until that voter leads. ZooKeeper's followers notice a
+    /// stopped leader at once (its sockets close) and elect another within moments; a Raft
+    /// follower would wait out its election timeout (two ticks or more) while clients get no
+    /// writes through. Best effort: with no live voter to take over, or if the transfer does
+    /// not complete in time, the server stops anyway and the election timeout takes over.
+    async fn hand_over_leadership(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let target = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
+            let alive_within = Duration::from_millis(self.election_timeout_max_ms);
+            m.replication.as_ref().and_then(|replication| {
+                replication
+                    .iter()
+                    .filter(|(id, _)| **id != self.node_id && voters.contains(id))
+                    .filter(|(id, _)| {
+                        m.heartbeat
+                            .as_ref()
+                            .and_then(|h| h.get(id).copied().flatten())
+                            .is_some_and(|acked| {
+                                openraft::Instant::elapsed(&*acked) <= alive_within
+                            })
+                    })
+                    .max_by_key(|(_, matched)| matched.map(|l| l.index))
+                    .map(|(id, _)| *id)
+            })
+        };
+        let Some(to) = target else {
+            return;
+        };
+        tracing::info!(to, "stopping: handing leadership over");
+        if self.raft.trigger().transfer_leader(to).await.is_err() {
+            return;
+        }
+        let handed = self
+            .raft
+            .wait(Some(HAND_OVER_MAX))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != m.id),
+                "leadership handed over",
+            )
+            .await;
+        match handed {
+            Ok(m) => tracing::info!(leader = ?m.current_leader, "leadership handed over"),
+            Err(_) => tracing::warn!(
+                to,
+                "leadership was not handed over in time; stopping anyway"
+            ),
+        }
+    }
+
     /// Stop: no more proposals, stop serving peers, stop Raft, let the log writer finish its
     /// queue and persist the last committed log id. Idempotent.
     pub async fn shutdown(&self) -> Result<(), ReplicationError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.hand_over_leadership().await;
         if self.stopped.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

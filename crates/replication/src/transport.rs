@@ -298,6 +298,42 @@ pub(crate) struct ServerCtx {
     pub(crate) links: Arc<LinkRegistry>,
     /// Longest wait for the next frame of a snapshot being received.
     pub(crate) snapshot_chunk_timeout: Duration,
+    /// When a leader last sent appends or heartbeats here.
+    pub(crate) leader_contact: Arc<LeaderContact>,
+}
+
+/// When this server last heard from a leader (an append or a heartbeat), for telling a
+/// follower cut off from its leader: openraft keeps naming the old leader until an election
+/// succeeds, which without a quorum is never.
+pub(crate) struct LeaderContact {
+    base: std::time::Instant,
+    /// Milliseconds after `base` plus one; 0: never.
+    at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl LeaderContact {
+    pub(crate) fn new() -> LeaderContact {
+        LeaderContact {
+            base: std::time::Instant::now(),
+            at_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        let now = self.base.elapsed().as_millis() as u64 + 1;
+        self.at_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a leader was heard from within `window`.
+    pub(crate) fn within(&self, window: Duration) -> bool {
+        match self.at_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => false,
+            at => {
+                let now = self.base.elapsed().as_millis() as u64 + 1;
+                now.saturating_sub(at) <= window.as_millis() as u64
+            }
+        }
+    }
 }
 
 /// The accept loop serving peers' RPCs; aborted by the replica at shutdown.
@@ -407,6 +443,7 @@ async fn serve_raft(
         let req: RaftReq = decode(&buf)?;
         let resp = match req {
             RaftReq::Append(rpc) => {
+                ctx.leader_contact.touch();
                 if let Some((tx, _)) = &session {
                     // A closed session (it ended on a conflict or a higher vote) drops the
                     // request: the sender stops reading answers at that error anyway.

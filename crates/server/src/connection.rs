@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::core::{ConnState, Outbound, Pending, ReplyShape, Shared};
 use crate::entry::LogEntry;
 use crate::read_path::serve_read;
-use crate::session::{accepted_response, session_password};
+use crate::session::{accepted_response, read_only_response, session_password};
 use crate::watch::ConnId;
 use crate::write_path::{stamp, to_txn_op};
 
@@ -150,6 +150,11 @@ fn handshake(
     mut conn: ConnState,
 ) -> Handshake {
     if !shared.is_serving() {
+        let read_only_mode =
+            shared.config.readonly_mode_enabled && !shared.config.servers.is_empty();
+        if read_only_mode && request.read_only == Some(true) {
+            return read_only_handshake(shared, conn_id, addr, request, conn);
+        }
         tracing::info!(%addr, "refusing a client: this server has no quorum yet");
         return Handshake::Refused;
     }
@@ -204,6 +209,59 @@ fn handshake(
         &mut out,
         &accepted_response(session_id, timeout_ms, request.read_only.is_some()),
     );
+    conn.send(out.freeze());
+    core.conns.insert(conn_id, conn);
+    Handshake::Established
+}
+
+/// ZooKeeper's read-only server (`readonlymode.enabled`, a member cut off from
+/// its quorum) accepting a client that allows it (`canBeReadOnly`): reads are
+/// served from this server's tree, writes get NotReadOnly. A new session is
+/// this server's alone, as ZooKeeper's read-only sessions are local: it is not
+/// logged, and a read-write server does not know it. A session the log knows
+/// may reattach here read-only with its password.
+fn read_only_handshake(
+    shared: &Shared,
+    conn_id: ConnId,
+    addr: SocketAddr,
+    request: &ConnectRequest,
+    mut conn: ConnState,
+) -> Handshake {
+    let mut core = shared.core.lock();
+    if request.last_zxid_seen > core.tree.last_zxid() {
+        tracing::info!(
+            %addr,
+            "refusing a read-only client that has seen a later zxid than this server"
+        );
+        return Handshake::Refused;
+    }
+    let timeout_ms = shared.config.negotiate_timeout(request.timeout_ms);
+    let session_id = if request.session_id == 0 {
+        core.allocate_session_id()
+    } else {
+        let known = core
+            .sessions
+            .get(request.session_id)
+            .is_some_and(|s| !s.closing)
+            && request.passwd == session_password(request.session_id);
+        if !known {
+            let mut out = BytesMut::new();
+            encode_connect_response(&mut out, &ConnectResponse::expired(request));
+            conn.send(out.freeze());
+            return Handshake::Refused;
+        }
+        request.session_id
+    };
+    tracing::info!(
+        %addr,
+        session = format_args!("{session_id:#x}"),
+        "accepted a read-only client: this server has no quorum"
+    );
+    conn.timeout_ms = timeout_ms;
+    conn.session_id = session_id;
+    conn.read_only = true;
+    let mut out = BytesMut::new();
+    encode_connect_response(&mut out, &read_only_response(session_id, timeout_ms));
     conn.send(out.freeze());
     core.conns.insert(conn_id, conn);
     Handshake::Established
@@ -455,15 +513,23 @@ fn handle_request(
             ..
         })
     );
-    if !awaiting_session && !core.sessions.touch(session_id) {
+    // A read-only session is this server's alone: no tracker entry to touch,
+    // nothing to report to a leader.
+    let read_only = conn.read_only;
+    if !read_only && !awaiting_session && !core.sessions.touch(session_id) {
         // ZooKeeper drops requests of a closed or expired session unanswered.
         return Continue::Yes;
     }
-    core.touched.insert(session_id);
+    if !read_only {
+        core.touched.insert(session_id);
+    }
     let Some(conn) = core.conns.get_mut(&conn_id) else {
         return Continue::No("connection gone".into());
     };
     conn.packets_received += 1;
+    if read_only && (request.is_write() || matches!(request, Request::Sync(_))) {
+        return refuse_on_read_only(conn, xid, zxid, &request);
+    }
 
     match request {
         Request::Auth(packet) => {
@@ -609,6 +675,23 @@ fn handle_request(
             Continue::Yes
         }
     }
+}
+
+/// What ZooKeeper's ReadOnlyRequestProcessor answers to a request a read-only
+/// server cannot carry out: NotReadOnly for writes, `sync` and `reconfig`;
+/// closing the session closes the connection. Reads, pings, watches and auth
+/// take the usual way.
+fn refuse_on_read_only(conn: &mut ConnState, xid: i32, zxid: i64, request: &Request) -> Continue {
+    let mut out = BytesMut::new();
+    if matches!(request, Request::CloseSession) {
+        encode_header_reply(&mut out, xid, zxid, ErrorCode::Ok);
+        conn.send(out.freeze());
+        conn.close();
+        return Continue::No("read-only session closed".into());
+    }
+    encode_header_reply(&mut out, xid, zxid, ErrorCode::NotReadOnly);
+    conn.send(out.freeze());
+    Continue::Yes
 }
 
 /// Opcodes whose requests go through the log (and so use a zxid even when

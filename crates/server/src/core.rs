@@ -88,6 +88,9 @@ pub struct ConnState {
     pub addr: SocketAddr,
     pub session_id: i64,
     pub timeout_ms: i32,
+    /// Accepted by this server while it had no quorum (read-only mode): reads
+    /// only, and the session is this server's alone (it is not in the log).
+    pub read_only: bool,
     /// `ip:<addr>` first, then ids added by `auth`.
     pub auth: Vec<Id>,
     pub pending: VecDeque<Pending>,
@@ -121,6 +124,7 @@ impl ConnState {
             addr,
             session_id: 0,
             timeout_ms: 0,
+            read_only: false,
             auth: vec![Id::new("ip", addr.ip().to_string())],
             pending: VecDeque::new(),
             out,
@@ -252,6 +256,22 @@ impl Core {
         for id in waiting {
             self.drop_conn(id);
         }
+    }
+
+    /// Closes the connections accepted in read-only mode, as ZooKeeper's
+    /// read-only server shuts down when its peer rejoins a quorum: their
+    /// clients reconnect and get read-write sessions. Returns how many.
+    pub fn drop_read_only_conns(&mut self) -> usize {
+        let read_only: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.read_only)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &read_only {
+            self.drop_conn(*id);
+        }
+        read_only.len()
     }
 
     /// Closes a connection's socket and forgets it and its watches.

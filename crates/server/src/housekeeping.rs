@@ -23,8 +23,15 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
     loop {
         interval.tick().await;
         let leader = shared.is_leader();
+        let rejoined = shared.config.readonly_mode_enabled && shared.is_serving();
         let touched: Vec<i64> = {
             let mut core = shared.core.lock();
+            if rejoined {
+                let closed = core.drop_read_only_conns();
+                if closed > 0 {
+                    tracing::info!(closed, "quorum is back: closing the read-only connections");
+                }
+            }
             if leader && !was_leader {
                 // A new leader has not seen the others' touches: give every
                 // session a full timeout from now, as ZooKeeper's leader does.

@@ -57,10 +57,11 @@ impl Shared {
         replicate::mode_of(self)
     }
 
-    /// Whether clients may be served: a leader is known (always true
-    /// standalone once started).
+    /// Whether clients may be served: this server is in a working quorum
+    /// (a leader acknowledged by a quorum, or a member that hears from its
+    /// leader; always true standalone once started).
     pub fn is_serving(&self) -> bool {
-        self.replica.get().is_some_and(|r| r.leader_id().is_some())
+        self.replica.get().is_some_and(|r| r.in_quorum())
             && (self.config.servers.is_empty() || replicate::joined(self))
     }
 

@@ -71,6 +71,18 @@ pub fn accepted_response(
     }
 }
 
+/// The ConnectResponse of a read-only server (no quorum, `readonlymode.enabled`):
+/// its readOnly byte is true, which clients report as CONNECTED_RO / ConnectedReadOnly.
+pub fn read_only_response(
+    session_id: i64,
+    timeout_ms: i32,
+) -> corral_proto::records::ConnectResponse {
+    corral_proto::records::ConnectResponse {
+        read_only: Some(true),
+        ..accepted_response(session_id, timeout_ms, true)
+    }
+}
+
 /// The first session id of a server, as ZooKeeper builds it: the current time
 /// shifted into the middle bits and the server id in the top byte.
 pub fn initial_session_id(server_id: u64, now_ms: i64) -> i64 {

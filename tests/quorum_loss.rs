@@ -1,0 +1,173 @@
+//! What a member does when it leaves its quorum, against real `corral server` processes:
+//! a leader stopped by its operator (SIGTERM) hands leadership over before it exits, so the
+//! others do not sit out an election timeout; and with `readonlymode.enabled`, a member cut
+//! off from its quorum serves clients that allow it read-only (ZooKeeper's read-only mode:
+//! reads answered, writes NotReadOnly, the session closed when the quorum is back).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::ensemble::Ensemble;
+use support::raw::{self, op, Enc, RawSession};
+
+const OK: i32 = 0;
+const NOT_READ_ONLY: i32 = -119;
+
+fn create(s: &mut RawSession, path: &str, data: &[u8]) -> i32 {
+    s.create(
+        op::CREATE,
+        path,
+        data,
+        &[raw::Acl::new(31, "world", "anyone")],
+        0,
+        None,
+    )
+    .map(|r| r.err)
+    .expect("create reply")
+}
+
+fn get_data(s: &mut RawSession, path: &str) -> (i32, Vec<u8>) {
+    let mut body = Enc::new();
+    body.str(path).bool(false);
+    let reply = s.request(op::GET_DATA, &body.0).expect("getData reply");
+    if reply.err != OK {
+        return (reply.err, Vec::new());
+    }
+    let data = reply.dec().buf().ok().flatten().unwrap_or_default();
+    (OK, data)
+}
+
+/// Opens a session on server `i`, retrying while it still refuses clients.
+fn connect_retrying(e: &Ensemble, i: usize, secs: u64) -> RawSession {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match RawSession::connect(e.addr(i), 10_000) {
+            Ok(s) => return s,
+            Err(err) if Instant::now() >= deadline => {
+                panic!(
+                    "server {} serves no session: {err}\n{}",
+                    i + 1,
+                    e.log_tails(20)
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn a_stopped_leader_hands_over_before_an_election_would_start() {
+    // Elections start after two ticks at the earliest: 6 s here.
+    let mut e = Ensemble::participants(3, &["tickTime=3000"]);
+    let old = e.start_all();
+    let survivor = (old + 1) % 3;
+    let mut s = connect_retrying(&e, survivor, 20);
+    assert_eq!(create(&mut s, "/before", b"1"), OK);
+
+    let stopped_at = Instant::now();
+    e.stop(old);
+    let new = e.wait_for_leader(Duration::from_secs(30));
+    let took = stopped_at.elapsed();
+    assert_ne!(new, old);
+    assert!(
+        took < Duration::from_secs(4),
+        "a new leader after {took:?}: longer than a hand-over, as long as an election\n{}",
+        e.log_tails(20)
+    );
+    assert!(
+        e.log(old).contains("leadership handed over"),
+        "the old leader's log names the hand-over\n{}",
+        e.log_tails(20)
+    );
+    let mut s = connect_retrying(&e, survivor, 20);
+    assert_eq!(create(&mut s, "/after", b"2"), OK);
+    assert_eq!(get_data(&mut s, "/before"), (OK, b"1".to_vec()));
+}
+
+#[test]
+fn a_member_without_quorum_serves_read_only_clients() {
+    let mut e = Ensemble::participants(3, &["readonlymode.enabled=true"]);
+    let leader = e.start_all();
+    let survivor = (leader + 1) % 3;
+    // Written through the survivor: its reply comes once the survivor has applied it.
+    let mut s = connect_retrying(&e, survivor, 20);
+    assert_eq!(create(&mut s, "/kept", b"before the split"), OK);
+    drop(s);
+    for i in (0..3).filter(|i| *i != survivor) {
+        e.kill(i);
+    }
+
+    // Once the survivor knows it has no quorum, it takes read-only clients.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut ro = loop {
+        if let Ok(s) = RawSession::connect_read_only(e.addr(survivor), 10_000) {
+            if s.read_only {
+                break s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no read-only session on the survivor\n{}",
+            e.log_tails(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(ro.session_id, 0);
+    assert_eq!(
+        get_data(&mut ro, "/kept"),
+        (OK, b"before the split".to_vec())
+    );
+    assert_eq!(ro.ping().expect("ping").err, OK);
+    assert_eq!(create(&mut ro, "/refused", b"x"), NOT_READ_ONLY);
+    let mut body = Enc::new();
+    body.str("/kept");
+    assert_eq!(
+        ro.request(op::SYNC, &body.0).expect("sync").err,
+        NOT_READ_ONLY
+    );
+    assert_eq!(
+        get_data(&mut ro, "/refused").0,
+        -101,
+        "the refused create left nothing"
+    );
+    // A client that does not allow read-only is still refused.
+    assert!(RawSession::connect(e.addr(survivor), 10_000).is_err());
+
+    // The quorum comes back: the read-only session ends, read-write sessions open.
+    for i in (0..3).filter(|i| *i != survivor) {
+        e.start(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ro.ping().is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the read-only connection outlived the quorum's return\n{}",
+            e.log_tails(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut rw = connect_retrying(&e, survivor, 30);
+    assert!(!rw.read_only);
+    assert_eq!(create(&mut rw, "/after", b"y"), OK);
+}
+
+#[test]
+fn a_leader_retries_a_stopped_follower_at_a_pace() {
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = e.start_all();
+    let down = (leader + 1) % 3;
+    e.kill(down);
+    let before = e.log(leader).matches("cannot connect to").count();
+    std::thread::sleep(Duration::from_secs(3));
+    let attempts = e.log(leader).matches("cannot connect to").count() - before;
+    // Paced at up to 0.5 s per attempt per task (replication, heartbeat): a few dozen in 3 s.
+    // Unpaced, a replication task retried tens of thousands of times a second.
+    assert!(
+        attempts < 300,
+        "{attempts} failed connection attempts to a stopped follower in 3 s\n{}",
+        e.log_tails(10)
+    );
+    let mut s = connect_retrying(&e, leader, 20);
+    assert_eq!(create(&mut s, "/two-of-three", b"ok"), OK);
+}
