@@ -106,6 +106,39 @@ pub struct ServerConfig {
     pub servers: Vec<PeerSpec>,
     /// From `dataDir/myid`, when the config lists servers.
     pub my_id: Option<u64>,
+    /// `secureClientPort` and its `ssl.*` settings: a second client port
+    /// that speaks TLS.
+    pub secure_client: Option<SecureClientConfig>,
+}
+
+/// How client certificates are asked for (`ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Required and verified against the trust store (ZooKeeper's default).
+    Need,
+    /// Verified when the client sends one.
+    Want,
+    /// Not asked for.
+    None,
+}
+
+/// A key or trust store as zoo.cfg names it (`ssl.keyStore.*`, `ssl.trustStore.*`).
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    pub location: Option<PathBuf>,
+    pub password: Option<String>,
+    /// `JKS`, `PEM` or `PKCS12`; unset: from the file's contents.
+    pub kind: Option<String>,
+}
+
+/// The TLS client port (`secureClientPort`).
+#[derive(Debug, Clone)]
+pub struct SecureClientConfig {
+    pub port: u16,
+    pub address: IpAddr,
+    pub key_store: StoreConfig,
+    pub trust_store: StoreConfig,
+    pub client_auth: ClientAuth,
 }
 
 impl ServerConfig {
@@ -128,6 +161,7 @@ impl ServerConfig {
             snap_count: 100_000,
             snap_retain_count: 3,
             pre_alloc_size_kb: 64 * 1024,
+            secure_client: None,
             purge_interval_hours: 0,
             jute_maxbuffer: DEFAULT_JUTE_MAXBUFFER,
             four_letter_whitelist: FourLetterWhitelist::Only(vec!["srvr".into()]),
@@ -190,6 +224,11 @@ impl ServerConfig {
         let mut data_dir: Option<PathBuf> = None;
         let mut data_log_dir: Option<PathBuf> = None;
         let mut client_port: Option<u16> = None;
+        let mut secure_port: Option<u16> = None;
+        let mut secure_address: Option<IpAddr> = None;
+        let mut key_store = StoreConfig::default();
+        let mut trust_store = StoreConfig::default();
+        let mut client_auth = ClientAuth::Need;
         for (key, raw) in props {
             let value = raw.trim();
             match key.as_str() {
@@ -246,6 +285,34 @@ impl ServerConfig {
                     cfg.container_max_never_used_interval_ms = parse(key, value)?
                 }
                 k if k.starts_with("server.") => cfg.servers.push(PeerSpec::parse(k, value)?),
+                "secureClientPort" => secure_port = Some(parse(key, value)?),
+                "secureClientPortAddress" => secure_address = Some(parse_addr(key, value)?),
+                "ssl.keyStore.location" | "zookeeper.ssl.keyStore.location" => {
+                    key_store.location = Some(PathBuf::from(value))
+                }
+                "ssl.keyStore.password" | "zookeeper.ssl.keyStore.password" => {
+                    key_store.password = Some(value.to_string())
+                }
+                "ssl.keyStore.type" | "zookeeper.ssl.keyStore.type" => {
+                    key_store.kind = Some(value.to_string())
+                }
+                "ssl.trustStore.location" | "zookeeper.ssl.trustStore.location" => {
+                    trust_store.location = Some(PathBuf::from(value))
+                }
+                "ssl.trustStore.password" | "zookeeper.ssl.trustStore.password" => {
+                    trust_store.password = Some(value.to_string())
+                }
+                "ssl.trustStore.type" | "zookeeper.ssl.trustStore.type" => {
+                    trust_store.kind = Some(value.to_string())
+                }
+                "ssl.clientAuth" | "zookeeper.ssl.clientAuth" => {
+                    client_auth = match value.to_ascii_lowercase().as_str() {
+                        "need" | "" => ClientAuth::Need,
+                        "want" => ClientAuth::Want,
+                        "none" => ClientAuth::None,
+                        _ => return Err(bad(key, value, "expected need, want or none")),
+                    }
+                }
                 // Keys ZooKeeper knows that have no effect on Corral.
                 "electionAlg"
                 | "quorumListenOnAllIPs"
@@ -260,8 +327,6 @@ impl ServerConfig {
                 | "forceSync"
                 | "leaderServes"
                 | "cnxTimeout"
-                | "secureClientPort"
-                | "secureClientPortAddress"
                 | "serverCnxnFactory"
                 | "sslQuorum"
                 | "portUnification"
@@ -280,6 +345,20 @@ impl ServerConfig {
                 }
                 _ => tracing::warn!(key = %key, value = %value, "unknown zoo.cfg key ignored"),
             }
+        }
+        if let Some(port) = secure_port {
+            if key_store.location.is_none() {
+                return Err(ConfigError::Missing {
+                    key: "ssl.keyStore.location (secureClientPort is set)".into(),
+                });
+            }
+            cfg.secure_client = Some(SecureClientConfig {
+                port,
+                address: secure_address.unwrap_or(cfg.client_port_address),
+                key_store,
+                trust_store,
+                client_auth,
+            });
         }
         let data_dir = data_dir.ok_or_else(|| ConfigError::Missing {
             key: "dataDir".into(),
@@ -596,5 +675,43 @@ mod tests {
         ]))
         .unwrap();
         assert!(cfg.four_letter_whitelist.allows("mntr"));
+    }
+
+    #[test]
+    fn secure_client_port_reads_zookeepers_ssl_settings() {
+        let base = [("dataDir", "/x"), ("clientPort", "1")];
+        let cfg = ServerConfig::from_properties(&props(&base)).unwrap();
+        assert!(cfg.secure_client.is_none());
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            ServerConfig::from_properties(&props(&all))
+        };
+        // A TLS port needs a key store.
+        assert!(matches!(
+            with(&[("secureClientPort", "2")]),
+            Err(ConfigError::Missing { .. })
+        ));
+        let cfg = with(&[
+            ("secureClientPort", "2"),
+            ("ssl.keyStore.location", "/k.jks"),
+            ("ssl.keyStore.password", "pw"),
+            ("ssl.trustStore.location", "/t.pem"),
+            ("ssl.trustStore.type", "PEM"),
+            ("ssl.clientAuth", "want"),
+        ])
+        .unwrap();
+        let secure = cfg.secure_client.expect("secure client port");
+        assert_eq!(secure.port, 2);
+        assert_eq!(secure.address, cfg.client_port_address);
+        assert_eq!(secure.key_store.password.as_deref(), Some("pw"));
+        assert_eq!(secure.trust_store.kind.as_deref(), Some("PEM"));
+        assert_eq!(secure.client_auth, ClientAuth::Want);
+        assert!(with(&[
+            ("secureClientPort", "2"),
+            ("ssl.keyStore.location", "/k.jks"),
+            ("ssl.clientAuth", "sometimes"),
+        ])
+        .is_err());
     }
 }

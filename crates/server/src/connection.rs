@@ -21,8 +21,7 @@ use corral_proto::request::{decode_request, Request, RequestDecodeError};
 use corral_proto::response::{encode_connect_response, encode_header_reply};
 use corral_proto::{ErrorCode, Id};
 use corral_tree::TxnOp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
@@ -37,14 +36,32 @@ use crate::write_path::{stamp, to_txn_op};
 const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
 /// How long a new connection may take to send its first frame.
-fn handshake_timeout(shared: &Shared) -> Duration {
+pub(crate) fn handshake_timeout(shared: &Shared) -> Duration {
     Duration::from_millis(shared.config.max_session_timeout_ms.max(10_000) as u64)
 }
 
 /// Serves one accepted socket until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    serve_io(shared, rd, wr, addr).await;
+}
+
+/// Serves a connection that is not a bare TCP stream (TLS on
+/// `secureClientPort`) exactly as one on `clientPort`.
+pub async fn serve_stream<S>(shared: Arc<Shared>, stream: S, addr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    serve_io(shared, rd, wr, addr).await;
+}
+
+async fn serve_io<R, W>(shared: Arc<Shared>, mut rd: R, mut wr: W, addr: SocketAddr)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let deadline = handshake_timeout(&shared);
 
@@ -298,7 +315,11 @@ fn answer_when_logged(
 }
 
 /// Reads until `buf` holds at least `n` bytes; false on EOF.
-async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, n: usize) -> std::io::Result<bool> {
+async fn fill<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    n: usize,
+) -> std::io::Result<bool> {
     while buf.len() < n {
         if rd.read_buf(buf).await? == 0 {
             return Ok(false);
@@ -315,8 +336,8 @@ enum ReadError {
     Io(#[from] std::io::Error),
 }
 
-async fn read_frame(
-    rd: &mut OwnedReadHalf,
+async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<BytesMut>, ReadError> {
@@ -331,10 +352,10 @@ async fn read_frame(
 }
 
 /// Decodes and handles requests until the connection ends; returns why.
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     conn_id: ConnId,
-    rd: &mut OwnedReadHalf,
+    rd: &mut R,
     buf: &mut BytesMut,
     stop: &Notify,
 ) -> String {
@@ -722,9 +743,9 @@ fn add_identity(auth: &mut Vec<Id>, id: Id) {
 }
 
 /// Drains the connection's outbound queue, one `write` per batch of frames.
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
-    mut wr: OwnedWriteHalf,
+    mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     queued: Arc<AtomicUsize>,
 ) {

@@ -18,6 +18,7 @@ pub mod reconfig;
 pub mod replicate;
 pub mod session;
 pub mod stats;
+pub mod tls;
 pub mod watch;
 pub mod write_path;
 
@@ -49,6 +50,8 @@ pub enum ServerError {
     },
     #[error("replication: {0}")]
     Replication(String),
+    #[error("secureClientPort: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl Shared {
@@ -74,6 +77,8 @@ impl Shared {
 /// A running server: its client address and a handle to stop it.
 pub struct RunningServer {
     pub client_addr: SocketAddr,
+    /// Where TLS clients connect (`secureClientPort`), when configured.
+    pub secure_client_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     replica: replicate::ReplicaHandle,
@@ -138,12 +143,34 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         zxid = format_args!("{:#x}", shared.core.lock().tree.last_zxid()),
         "corral serving"
     );
-    let tasks = vec![
-        tokio::spawn(accept_loop(shared.clone(), listener)),
+    // maxClientCnxns counts a client address's connections on both ports.
+    let per_ip: ConnectionCounts = Arc::default();
+    let mut tasks = vec![
+        tokio::spawn(accept_loop(shared.clone(), listener, None, per_ip.clone())),
         tokio::spawn(housekeeping::expire_sessions(shared.clone())),
         tokio::spawn(housekeeping::reap_containers(shared.clone())),
     ];
+    let mut secure_client_addr = None;
+    if let Some(secure) = &config.secure_client {
+        let acceptor = tls::acceptor(secure)?;
+        let addr = SocketAddr::new(secure.address, secure.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(secure_client_addr = %bound, client_auth = ?secure.client_auth, "serving TLS clients");
+        secure_client_addr = Some(bound);
+        tasks.push(tokio::spawn(accept_loop(
+            shared.clone(),
+            listener,
+            Some(acceptor),
+            per_ip,
+        )));
+    }
     Ok(RunningServer {
+        secure_client_addr,
         client_addr,
         shared,
         tasks,
@@ -222,8 +249,17 @@ async fn wait_for_signal() {
 }
 
 /// Accepts clients, enforcing `maxClientCnxns` per client IP.
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
+/// Open client connections per address, for `maxClientCnxns`.
+type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
+
+/// Accepts clients on one port; with `tls`, each completes a TLS handshake
+/// (within the time a ConnectRequest is given) before it is served.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    per_ip: ConnectionCounts,
+) {
     let limit = shared.config.max_client_cnxns;
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -248,8 +284,26 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         }
         let shared = shared.clone();
         let per_ip = per_ip.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection::serve(shared, stream, addr).await;
+            match tls {
+                None => connection::serve(shared, stream, addr).await,
+                Some(acceptor) => {
+                    let _ = stream.set_nodelay(true);
+                    let limit = connection::handshake_timeout(&shared);
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            connection::serve_stream(shared, tls_stream, addr).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%addr, "TLS handshake failed: {e}");
+                        }
+                        Err(_) => {
+                            tracing::info!(%addr, "TLS handshake not done within {limit:?}");
+                        }
+                    }
+                }
+            }
             let mut counts = per_ip.lock();
             if let Some(c) = counts.get_mut(&ip) {
                 *c -= 1;

@@ -1,0 +1,434 @@
+//! TLS on `secureClientPort` against a real `corral server`: ZooKeeper's settings
+//! (`ssl.keyStore.*`, `ssl.trustStore.*`, `ssl.clientAuth`), PEM stores and JKS stores made
+//! by the JDK's keytool, client certificates that chain to the trust store accepted and the
+//! others refused, and the same tree seen on the plain `clientPort`.
+//!
+//! Certificates are made per test with rcgen; the client is rustls. The JKS test needs
+//! `keytool` (CI installs a JDK); without it, it says so and returns.
+
+mod support;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use support::raw::{op, Acl, Dec, Enc, RawSession};
+use support::{free_port, CorralServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+const PASSWORD: &str = "apassword";
+
+/// A certificate and its key, DER.
+struct Issued {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    pem: String,
+}
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let key = KeyPair::generate().expect("CA key");
+    let cert = params.self_signed(&key).expect("CA certificate");
+    Ca { cert, key }
+}
+
+fn issue(ca: &Ca, name: &str) -> Issued {
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("leaf params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = params
+        .signed_by(&key, &ca.cert, &ca.key)
+        .expect("leaf certificate");
+    Issued {
+        pem: format!("{}{}", cert.pem(), key.serialize_pem()),
+        cert: cert.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+fn client_config(
+    server_ca: &CertificateDer<'static>,
+    client: Option<&Issued>,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server_ca.clone()).expect("trust the server's CA");
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots);
+    let config = match client {
+        Some(c) => builder
+            .with_client_auth_cert(vec![c.cert.clone()], c.key.clone_key())
+            .expect("client certificate"),
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+/// A ZooKeeper session over TLS: the frames `support::raw` speaks, on a rustls stream.
+struct TlsSession {
+    stream: TlsStream<TcpStream>,
+    xid: i32,
+}
+
+impl TlsSession {
+    async fn open(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> io::Result<TlsSession> {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        let mut s = TlsSession { stream, xid: 0 };
+        let mut connect = Enc::new();
+        connect
+            .i32(0)
+            .i64(0)
+            .i32(10_000)
+            .i64(0)
+            .buf(&[0u8; 16])
+            .bool(false);
+        s.write_frame(&connect.0).await?;
+        let frame = s.read_frame().await?;
+        let mut d = Dec::new(&frame);
+        let _protocol = d.i32()?;
+        let timeout = d.i32()?;
+        if timeout <= 0 {
+            return Err(io::Error::other("session refused"));
+        }
+        Ok(s)
+    }
+
+    async fn write_frame(&mut self, payload: &[u8]) -> io::Result<()> {
+        let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).await?;
+        self.stream.flush().await
+    }
+
+    async fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).await?;
+        let len = usize::try_from(i32::from_be_bytes(len)).map_err(io::Error::other)?;
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+
+    /// Sends a request; its error code and reply body.
+    async fn request(&mut self, opcode: i32, body: &[u8]) -> io::Result<(i32, Vec<u8>)> {
+        self.xid += 1;
+        let mut frame = Enc::new();
+        frame.i32(self.xid).i32(opcode);
+        frame.0.extend_from_slice(body);
+        self.write_frame(&frame.0).await?;
+        let reply = self.read_frame().await?;
+        let mut d = Dec::new(&reply);
+        let _xid = d.i32()?;
+        let _zxid = d.i64()?;
+        let err = d.i32()?;
+        Ok((err, reply[16..].to_vec()))
+    }
+
+    async fn create(&mut self, path: &str, data: &[u8]) -> io::Result<i32> {
+        let mut body = Enc::new();
+        body.str(path)
+            .buf(data)
+            .acl(&[Acl::new(31, "world", "anyone")])
+            .i32(0);
+        Ok(self.request(op::CREATE, &body.0).await?.0)
+    }
+}
+
+fn get_data(s: &mut RawSession, path: &str) -> (i32, Vec<u8>) {
+    let mut body = Enc::new();
+    body.str(path).bool(false);
+    let reply = s.request(op::GET_DATA, &body.0).expect("getData");
+    let data = reply.dec().buf().ok().flatten().unwrap_or_default();
+    (reply.err, data)
+}
+
+fn write(path: &Path, contents: impl AsRef<[u8]>) {
+    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Whether a session can be opened (the handshake, then a ConnectRequest answered).
+async fn serves(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> bool {
+    match TlsSession::open(addr, config).await {
+        Ok(mut s) => s.request(op::PING, &[]).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn pem_stores_serve_trusted_client_certificates_and_refuse_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let authority = ca("corral test CA");
+    let server = issue(&authority, "localhost");
+    let client = issue(&authority, "client");
+    let stranger = issue(&ca("another CA"), "stranger");
+    write(&dir.path().join("server.pem"), &server.pem);
+    write(&dir.path().join("ca.pem"), authority.cert.pem());
+    let port = free_port();
+    let corral = CorralServer::start_with(&[
+        &format!("secureClientPort={port}"),
+        &format!(
+            "ssl.keyStore.location={}",
+            dir.path().join("server.pem").display()
+        ),
+        &format!(
+            "ssl.trustStore.location={}",
+            dir.path().join("ca.pem").display()
+        ),
+    ]);
+    let secure: SocketAddr = ([127, 0, 0, 1], port).into();
+    let ca_der = authority.cert.der().clone();
+
+    let mut s = TlsSession::open(secure, client_config(&ca_der, Some(&client)))
+        .await
+        .unwrap_or_else(|e| panic!("TLS session: {e}\n{}", corral.log()));
+    assert_eq!(s.create("/over-tls", b"secret").await.expect("create"), 0);
+    // The same tree on the plain port.
+    let mut plain = RawSession::connect(corral.addr(), 10_000).expect("plain session");
+    assert_eq!(get_data(&mut plain, "/over-tls"), (0, b"secret".to_vec()));
+
+    // ssl.clientAuth defaults to need: no certificate, or one the trust store does not
+    // vouch for, gets no session.
+    assert!(!serves(secure, client_config(&ca_der, None)).await);
+    assert!(!serves(secure, client_config(&ca_der, Some(&stranger))).await);
+    // A plain client on the TLS port gets nowhere either.
+    assert!(RawSession::connect(secure, 2_000).is_err());
+    assert!(
+        corral.log().contains("TLS handshake failed"),
+        "{}",
+        corral.log()
+    );
+}
+
+fn keytool() -> Option<&'static str> {
+    let found = Command::new("keytool")
+        .arg("-help")
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stderr.is_empty() || !o.stdout.is_empty());
+    found.then_some("keytool")
+}
+
+fn run(tool: &str, args: &[&str]) {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn jks_stores_made_by_keytool_serve_tls_clients() {
+    let Some(keytool) = keytool() else {
+        eprintln!("keytool not found: skipping the JKS test (CI installs a JDK)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    // The server's key, made by keytool as ZooKeeper's documentation does.
+    run(
+        keytool,
+        &[
+            "-genkeypair",
+            "-keystore",
+            &path("server.jks"),
+            "-storetype",
+            "JKS",
+            "-storepass",
+            PASSWORD,
+            "-keypass",
+            PASSWORD,
+            "-alias",
+            "server",
+            "-dname",
+            "CN=localhost",
+            "-ext",
+            "SAN=dns:localhost,ip:127.0.0.1",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-validity",
+            "2",
+        ],
+    );
+    run(
+        keytool,
+        &[
+            "-exportcert",
+            "-keystore",
+            &path("server.jks"),
+            "-storetype",
+            "JKS",
+            "-storepass",
+            PASSWORD,
+            "-alias",
+            "server",
+            "-file",
+            &path("server.der"),
+        ],
+    );
+    // The clients' CA in a JKS trust store.
+    let authority = ca("corral client CA");
+    write(&dir.path().join("ca.pem"), authority.cert.pem());
+    run(
+        keytool,
+        &[
+            "-importcert",
+            "-noprompt",
+            "-keystore",
+            &path("trust.jks"),
+            "-storetype",
+            "JKS",
+            "-storepass",
+            PASSWORD,
+            "-alias",
+            "clients",
+            "-file",
+            &path("ca.pem"),
+        ],
+    );
+    let client = issue(&authority, "client");
+    let port = free_port();
+    let corral = CorralServer::start_with(&[
+        &format!("secureClientPort={port}"),
+        &format!("ssl.keyStore.location={}", path("server.jks")),
+        &format!("ssl.keyStore.password={PASSWORD}"),
+        &format!("ssl.trustStore.location={}", path("trust.jks")),
+        &format!("ssl.trustStore.password={PASSWORD}"),
+        "ssl.clientAuth=want",
+    ]);
+    let secure: SocketAddr = ([127, 0, 0, 1], port).into();
+    let server_cert = CertificateDer::from(
+        std::fs::read(dir.path().join("server.der")).expect("read the server certificate"),
+    );
+
+    let mut s = TlsSession::open(secure, client_config(&server_cert, Some(&client)))
+        .await
+        .unwrap_or_else(|e| panic!("TLS session: {e}\n{}", corral.log()));
+    assert_eq!(s.create("/jks", b"ok").await.expect("create"), 0);
+    // `want`: a client without a certificate is served; a stranger's is still refused.
+    assert!(serves(secure, client_config(&server_cert, None)).await);
+    let stranger = issue(&ca("another CA"), "stranger");
+    assert!(!serves(secure, client_config(&server_cert, Some(&stranger))).await);
+}
+
+#[test]
+fn a_wrong_store_password_stops_the_server_with_a_clear_error() {
+    let Some(keytool) = keytool() else {
+        eprintln!("keytool not found: skipping (CI installs a JDK)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("server.jks").display().to_string();
+    run(
+        keytool,
+        &[
+            "-genkeypair",
+            "-keystore",
+            &store,
+            "-storetype",
+            "JKS",
+            "-storepass",
+            PASSWORD,
+            "-keypass",
+            PASSWORD,
+            "-alias",
+            "server",
+            "-dname",
+            "CN=localhost",
+            "-keyalg",
+            "RSA",
+            "-validity",
+            "2",
+        ],
+    );
+    let cfg = dir.path().join("zoo.cfg");
+    write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\n\
+             ssl.keyStore.location={store}\nssl.keyStore.password=wrong\nssl.clientAuth=none\n",
+            dir.path().join("data").display(),
+            free_port(),
+            free_port()
+        ),
+    );
+    let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corral").into());
+    let out = Command::new(bin)
+        .args(["server", &cfg.display().to_string()])
+        .output()
+        .expect("run corral server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("key store") && stderr.contains("password"),
+        "the error names the key store and its password: {stderr}"
+    );
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_stops_the_server_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let authority = ca("corral test CA");
+    let server = issue(&authority, "localhost");
+    let other = issue(&authority, "other");
+    // The server's certificate with another certificate's key.
+    let cert_pem = server
+        .pem
+        .split("-----BEGIN PRIVATE KEY-----")
+        .next()
+        .unwrap_or_default();
+    let key_pem = &other.pem[other.pem.find("-----BEGIN PRIVATE KEY-----").unwrap_or(0)..];
+    write(
+        &dir.path().join("server.pem"),
+        format!("{cert_pem}{key_pem}"),
+    );
+    let cfg = dir.path().join("zoo.cfg");
+    write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\n\
+             ssl.keyStore.location={}\nssl.clientAuth=none\n",
+            dir.path().join("data").display(),
+            free_port(),
+            free_port(),
+            dir.path().join("server.pem").display()
+        ),
+    );
+    let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corral").into());
+    let out = Command::new(bin)
+        .args(["server", &cfg.display().to_string()])
+        .output()
+        .expect("run corral server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not belong"),
+        "the error says the key is not the certificate's: {stderr}"
+    );
+}
