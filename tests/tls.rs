@@ -241,21 +241,15 @@ fn run(tool: &str, args: &[&str]) {
     );
 }
 
-#[tokio::test]
-async fn jks_stores_made_by_keytool_serve_tls_clients() {
-    let Some(keytool) = keytool() else {
-        eprintln!("keytool not found: skipping the JKS test (CI installs a JDK)");
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = |name: &str| dir.path().join(name).display().to_string();
-    // The server's key, made by keytool as ZooKeeper's documentation does.
+/// A JKS key store at `store` holding a new RSA key for CN=localhost, made by keytool as
+/// ZooKeeper's documentation makes one.
+fn keytool_key_store(keytool: &str, store: &str) {
     run(
         keytool,
         &[
             "-genkeypair",
             "-keystore",
-            &path("server.jks"),
+            store,
             "-storetype",
             "JKS",
             "-storepass",
@@ -276,6 +270,39 @@ async fn jks_stores_made_by_keytool_serve_tls_clients() {
             "2",
         ],
     );
+}
+
+/// Starts `corral server` on a zoo.cfg with `tls_lines` (and a fresh data dir and ports)
+/// and expects it to refuse to start; returns what it printed on stderr.
+fn refused_start(dir: &Path, tls_lines: &str) -> String {
+    let cfg = dir.join("zoo.cfg");
+    write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\n{tls_lines}",
+            dir.join("data").display(),
+            free_port(),
+            free_port()
+        ),
+    );
+    let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corral").into());
+    let out = Command::new(bin)
+        .args(["server", &cfg.display().to_string()])
+        .output()
+        .expect("run corral server");
+    assert!(!out.status.success(), "the server started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn jks_stores_made_by_keytool_serve_tls_clients() {
+    let Some(keytool) = keytool() else {
+        eprintln!("keytool not found: skipping the JKS test (CI installs a JDK)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    keytool_key_store(keytool, &path("server.jks"));
     run(
         keytool,
         &[
@@ -345,46 +372,13 @@ fn a_wrong_store_password_stops_the_server_with_a_clear_error() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("server.jks").display().to_string();
-    run(
-        keytool,
-        &[
-            "-genkeypair",
-            "-keystore",
-            &store,
-            "-storetype",
-            "JKS",
-            "-storepass",
-            PASSWORD,
-            "-keypass",
-            PASSWORD,
-            "-alias",
-            "server",
-            "-dname",
-            "CN=localhost",
-            "-keyalg",
-            "RSA",
-            "-validity",
-            "2",
-        ],
-    );
-    let cfg = dir.path().join("zoo.cfg");
-    write(
-        &cfg,
-        format!(
-            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\n\
-             ssl.keyStore.location={store}\nssl.keyStore.password=wrong\nssl.clientAuth=none\n",
-            dir.path().join("data").display(),
-            free_port(),
-            free_port()
+    keytool_key_store(keytool, &store);
+    let stderr = refused_start(
+        dir.path(),
+        &format!(
+            "ssl.keyStore.location={store}\nssl.keyStore.password=wrong\nssl.clientAuth=none\n"
         ),
     );
-    let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corral").into());
-    let out = Command::new(bin)
-        .args(["server", &cfg.display().to_string()])
-        .output()
-        .expect("run corral server");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("key store") && stderr.contains("password"),
         "the error names the key store and its password: {stderr}"
@@ -408,25 +402,13 @@ fn a_key_that_is_not_the_certificates_stops_the_server_with_a_clear_error() {
         &dir.path().join("server.pem"),
         format!("{cert_pem}{key_pem}"),
     );
-    let cfg = dir.path().join("zoo.cfg");
-    write(
-        &cfg,
-        format!(
-            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\n\
-             ssl.keyStore.location={}\nssl.clientAuth=none\n",
-            dir.path().join("data").display(),
-            free_port(),
-            free_port(),
+    let stderr = refused_start(
+        dir.path(),
+        &format!(
+            "ssl.keyStore.location={}\nssl.clientAuth=none\n",
             dir.path().join("server.pem").display()
         ),
     );
-    let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corral").into());
-    let out = Command::new(bin)
-        .args(["server", &cfg.display().to_string()])
-        .output()
-        .expect("run corral server");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("does not belong"),
         "the error says the key is not the certificate's: {stderr}"

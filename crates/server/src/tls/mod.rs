@@ -56,19 +56,12 @@ pub fn acceptor(cfg: &SecureClientConfig) -> Result<TlsAcceptor, TlsError> {
                 auth == ClientAuth::Need,
                 provider.clone(),
             )
-            .map_err(|reason| TlsError::Store {
-                what: "trust store",
-                path: display(&cfg.trust_store),
-                reason,
-            })?;
+            .map_err(|reason| store_error("trust store", &cfg.trust_store, reason))?;
             builder.with_client_cert_verifier(Arc::new(verifier))
         }
     };
-    let certified = certified_key(&provider, chain, key).map_err(|reason| TlsError::Store {
-        what: "key store",
-        path: display(&cfg.key_store),
-        reason,
-    })?;
+    let certified = certified_key(&provider, chain, key)
+        .map_err(|reason| store_error("key store", &cfg.key_store, reason))?;
     let config = builder.with_cert_resolver(Arc::new(OneCertificate(Arc::new(certified))));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -174,22 +167,46 @@ fn read_store(store: &StoreConfig, what: &'static str) -> Result<Vec<u8>, TlsErr
     })
 }
 
+/// A store's contents and format.
+fn open_store(store: &StoreConfig, what: &'static str) -> Result<(Vec<u8>, StoreKind), TlsError> {
+    let bytes = read_store(store, what)?;
+    let kind = store_kind(store, &bytes).map_err(|reason| store_error(what, store, reason))?;
+    Ok((bytes, kind))
+}
+
+fn store_error(what: &'static str, store: &StoreConfig, reason: String) -> TlsError {
+    TlsError::Store {
+        what,
+        path: display(store),
+        reason,
+    }
+}
+
+fn jks_entries(store: &StoreConfig, bytes: &[u8]) -> Result<Vec<jks::JksEntry>, String> {
+    let password = store.password.as_deref().unwrap_or("");
+    jks::parse(bytes, password, None).map_err(|e| e.to_string())
+}
+
+fn pem_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no certificate".into());
+    }
+    Ok(certs)
+}
+
 /// The server's certificate chain and private key.
 fn load_key_store(
     store: &StoreConfig,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let what = "key store";
-    let bytes = read_store(store, what)?;
-    let fail = |reason: String| TlsError::Store {
-        what,
-        path: display(store),
-        reason,
-    };
-    match store_kind(store, &bytes).map_err(fail)? {
+    let (bytes, kind) = open_store(store, what)?;
+    let fail = |reason: String| store_error(what, store, reason);
+    match kind {
         StoreKind::Jks => {
-            let password = store.password.as_deref().unwrap_or("");
-            let entries = jks::parse(&bytes, password, None).map_err(|e| fail(e.to_string()))?;
-            for entry in entries {
+            for entry in jks_entries(store, &bytes).map_err(fail)? {
                 if let jks::JksEntry::PrivateKey {
                     key_pkcs8, chain, ..
                 } = entry
@@ -202,12 +219,7 @@ fn load_key_store(
             Err(fail("holds no private key entry".into()))
         }
         StoreKind::Pem => {
-            let chain = CertificateDer::pem_slice_iter(&bytes)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| fail(format!("bad PEM certificate: {e}")))?;
-            if chain.is_empty() {
-                return Err(fail("holds no certificate".into()));
-            }
+            let chain = pem_certificates(&bytes).map_err(fail)?;
             let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
                 fail(format!(
                     "no usable private key ({e}); an encrypted PEM key is not supported"
@@ -221,30 +233,21 @@ fn load_key_store(
 /// The certificates client certificates must chain to.
 fn load_trust_store(store: &StoreConfig) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let what = "trust store";
-    let bytes = read_store(store, what)?;
-    let fail = |reason: String| TlsError::Store {
-        what,
-        path: display(store),
-        reason,
-    };
-    let anchors: Vec<CertificateDer<'static>> = match store_kind(store, &bytes).map_err(fail)? {
-        StoreKind::Jks => {
-            let password = store.password.as_deref().unwrap_or("");
-            jks::parse(&bytes, password, None)
-                .map_err(|e| fail(e.to_string()))?
-                .into_iter()
-                .flat_map(|entry| match entry {
-                    jks::JksEntry::TrustedCert { cert, .. } => vec![CertificateDer::from(cert)],
-                    // A key entry's chain counts too, as in Java's trust managers.
-                    jks::JksEntry::PrivateKey { chain, .. } => {
-                        chain.into_iter().map(CertificateDer::from).collect()
-                    }
-                })
-                .collect()
-        }
-        StoreKind::Pem => CertificateDer::pem_slice_iter(&bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(format!("bad PEM certificate: {e}")))?,
+    let (bytes, kind) = open_store(store, what)?;
+    let fail = |reason: String| store_error(what, store, reason);
+    let anchors: Vec<CertificateDer<'static>> = match kind {
+        StoreKind::Jks => jks_entries(store, &bytes)
+            .map_err(fail)?
+            .into_iter()
+            .flat_map(|entry| match entry {
+                jks::JksEntry::TrustedCert { cert, .. } => vec![CertificateDer::from(cert)],
+                // A key entry's chain counts too, as in Java's trust managers.
+                jks::JksEntry::PrivateKey { chain, .. } => {
+                    chain.into_iter().map(CertificateDer::from).collect()
+                }
+            })
+            .collect(),
+        StoreKind::Pem => pem_certificates(&bytes).map_err(fail)?,
     };
     if anchors.is_empty() {
         return Err(fail("holds no certificate".into()));
