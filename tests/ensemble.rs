@@ -1144,12 +1144,43 @@ fn open_acl() -> Vec<raw::Acl> {
     vec![raw::Acl::new(31, "world", "anyone")]
 }
 
-/// Pings `s` every 300 ms until `stop` is set; returns the session when stopped.
-fn keep_alive(mut s: RawSession, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<RawSession> {
+/// Pings `s` every 300 ms until `stop` is set; returns the session when stopped. When its
+/// server closes the connection (a follower whose leader died leaves the quorum and shuts
+/// its clients out, as ZooKeeper's do), it reattaches the session through any of `servers`
+/// as a client library would, within the session timeout.
+fn keep_alive(
+    mut s: RawSession,
+    servers: Vec<std::net::SocketAddr>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<RawSession> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            let r = s.ping().expect("keep-alive ping");
-            assert_eq!(r.err, 0, "keep-alive ping");
+            match s.ping() {
+                Ok(r) => assert_eq!(r.err, 0, "keep-alive ping"),
+                Err(_) => {
+                    let deadline = Instant::now() + Duration::from_millis(s.timeout_ms as u64);
+                    s = loop {
+                        let again = servers.iter().find_map(|addr| {
+                            RawSession::connect_as(
+                                *addr,
+                                s.timeout_ms,
+                                s.session_id,
+                                &s.passwd,
+                                s.last_zxid,
+                            )
+                            .ok()
+                        });
+                        if let Some(again) = again {
+                            break again;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "keep-alive: session not reattached"
+                        );
+                        std::thread::sleep(Duration::from_millis(50));
+                    };
+                }
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
         s
@@ -1201,7 +1232,7 @@ async fn an_abandoned_session_expires_on_the_ensemble_even_across_a_leader_failo
         );
         assert_eq!(a.timeout_ms, TIMEOUT_MS);
         drop(a); // the client vanishes
-        keep_alive(b, stop.clone())
+        keep_alive(b, e.addrs(), stop.clone())
     });
     let gone = wait_gone(&c, "/exp/a", Duration::from_secs(12)).await;
     let took = gone.unwrap_or_else(|| {

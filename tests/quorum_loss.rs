@@ -171,3 +171,50 @@ fn a_leader_retries_a_stopped_follower_at_a_pace() {
     let mut s = connect_retrying(&e, leader, 20);
     assert_eq!(create(&mut s, "/two-of-three", b"ok"), OK);
 }
+
+#[test]
+fn a_member_that_loses_its_quorum_closes_its_clients_and_their_sessions_live_on() {
+    let mut e = Ensemble::participants(3, &[]);
+    let leader = e.start_all();
+    let survivor = (leader + 1) % 3;
+    let mut s = connect_retrying(&e, survivor, 20);
+    assert_eq!(create(&mut s, "/before-the-split", b"x"), OK);
+    for i in (0..3).filter(|i| *i != survivor) {
+        e.kill(i);
+    }
+    // As ZooKeeper's peers do, the survivor shuts its clients out: a client of a cut-off
+    // minority learns it is disconnected instead of carrying on as if nothing happened.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.ping().is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the client of a server without quorum kept its connection\n{}",
+            e.log_tails(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(e
+        .log(survivor)
+        .contains("out of quorum: closing the client connections"));
+    // Once the quorum is back the session is still there to reattach to.
+    for i in (0..3).filter(|i| *i != survivor) {
+        e.start(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut back = loop {
+        match RawSession::connect_as(e.addr(survivor), 10_000, s.session_id, &s.passwd, 0) {
+            Ok(back) => break back,
+            Err(err) => assert!(
+                Instant::now() < deadline,
+                "session not reattached: {err}\n{}",
+                e.log_tails(20)
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(back.session_id, s.session_id);
+    assert_eq!(
+        get_data(&mut back, "/before-the-split"),
+        (OK, b"x".to_vec())
+    );
+}

@@ -141,6 +141,11 @@ pub struct ReplicaConfig {
     /// (ZooKeeper's `syncLimit * tickTime`). Requests are pipelined, so this bounds how long a
     /// follower may stall (a slow fsync), not the round trip of each request.
     pub append_timeout_ms: Option<u64>,
+    /// How long a member counts as in a working quorum without hearing from one: a leader
+    /// since a quorum last acknowledged it, a follower or observer since its leader last
+    /// sent an append or heartbeat (ZooKeeper's `syncLimit * tickTime`, after which its
+    /// peers leave the quorum); `None`: `election_timeout_min_ms`.
+    pub quorum_lease_ms: Option<u64>,
     /// Longest wait for a follower to install a snapshot after its last chunk, and for each
     /// chunk to be taken; `None`: 10 × `election_timeout_max_ms`, at least 30 s (ZooKeeper's
     /// `initLimit * tickTime` is the natural setting).
@@ -182,6 +187,7 @@ impl ReplicaConfig {
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
             append_timeout_ms: None,
+            quorum_lease_ms: None,
             snapshot_timeout_ms: None,
             segment_max_bytes: SEGMENT_MAX_BYTES_DEFAULT,
             logs_kept_after_snapshot: 1000,
@@ -344,7 +350,7 @@ pub struct Replica {
     rpc_addr: Option<std::net::SocketAddr>,
     stopped: AtomicBool,
     election_timeout_max_ms: u64,
-    election_timeout_min_ms: u64,
+    quorum_lease_ms: u64,
     leader_contact: Arc<transport::LeaderContact>,
 }
 
@@ -581,7 +587,7 @@ impl Replica {
             rpc_addr,
             stopped: AtomicBool::new(false),
             election_timeout_max_ms: cfg.election_timeout_max_ms,
-            election_timeout_min_ms: cfg.election_timeout_min_ms,
+            quorum_lease_ms: cfg.quorum_lease_ms.unwrap_or(cfg.election_timeout_min_ms),
             leader_contact,
         };
 
@@ -899,13 +905,13 @@ impl Replica {
 
     /// Whether this server is part of a working quorum now, as ZooKeeper's peers leave
     /// their quorum (and drop their clients) when it breaks: a leader that a quorum has
-    /// acknowledged within the election timeout (always, when it is the only voter), or a
+    /// acknowledged within the quorum lease (always, when it is the only voter), or a
     /// follower or observer that heard from its leader within it. A candidate is not.
     pub fn in_quorum(&self) -> bool {
         if self.stopped.load(Ordering::Acquire) {
             return false;
         }
-        let window = Duration::from_millis(self.election_timeout_min_ms);
+        let window = Duration::from_millis(self.quorum_lease_ms);
         let m = self.raft.metrics();
         let m = m.borrow_watched();
         match m.state {

@@ -262,16 +262,25 @@ impl Core {
     /// read-only server shuts down when its peer rejoins a quorum: their
     /// clients reconnect and get read-write sessions. Returns how many.
     pub fn drop_read_only_conns(&mut self) -> usize {
-        let read_only: Vec<ConnId> = self
+        self.drop_conns_where(|c| c.read_only)
+    }
+
+    /// Closes every other connection (a server that left its quorum).
+    pub fn drop_read_write_conns(&mut self) -> usize {
+        self.drop_conns_where(|c| !c.read_only)
+    }
+
+    fn drop_conns_where(&mut self, which: impl Fn(&ConnState) -> bool) -> usize {
+        let ids: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.read_only)
+            .filter(|(_, c)| which(c))
             .map(|(id, _)| *id)
             .collect();
-        for id in &read_only {
+        for id in &ids {
             self.drop_conn(*id);
         }
-        read_only.len()
+        ids.len()
     }
 
     /// Closes a connection's socket and forgets it and its watches.

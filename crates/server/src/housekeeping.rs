@@ -23,13 +23,25 @@ pub async fn expire_sessions(shared: Arc<Shared>) {
     loop {
         interval.tick().await;
         let leader = shared.is_leader();
-        let rejoined = shared.config.readonly_mode_enabled && shared.is_serving();
+        let ensemble = !shared.config.servers.is_empty();
+        let serving = shared.is_serving();
         let touched: Vec<i64> = {
             let mut core = shared.core.lock();
-            if rejoined {
+            if ensemble && serving && shared.config.readonly_mode_enabled {
                 let closed = core.drop_read_only_conns();
                 if closed > 0 {
                     tracing::info!(closed, "quorum is back: closing the read-only connections");
+                }
+            }
+            if ensemble && !serving {
+                // ZooKeeper's peer shuts its clients out when it leaves the
+                // quorum: they reconnect to a server that has one (their
+                // sessions live on), and a client of a cut-off minority sees
+                // itself disconnected instead of holding on as if nothing
+                // happened (a leader latch must learn it may have lost).
+                let closed = core.drop_read_write_conns();
+                if closed > 0 {
+                    tracing::info!(closed, "out of quorum: closing the client connections");
                 }
             }
             if leader && !was_leader {

@@ -165,6 +165,10 @@ pub async fn open(shared: Arc<Shared>) -> Result<ReplicaHandle, ServerError> {
     // pre-vote keeps a slow or returning server from disrupting a leader.
     rc.election_timeout_min_ms = (tick * 2).max(rc.heartbeat_ms * 3);
     rc.election_timeout_max_ms = rc.election_timeout_min_ms * 2;
+    // A peer leaves its quorum (and closes its clients) after syncLimit
+    // ticks without it, as ZooKeeper's do.
+    rc.quorum_lease_ms =
+        Some((tick * u64::from(config.sync_limit.max(1))).max(rc.election_timeout_min_ms));
     rc.snapshot_timeout_ms = Some((tick * u64::from(config.init_limit)).max(30_000));
     let ensemble = !config.servers.is_empty();
     if ensemble {
