@@ -354,6 +354,14 @@ pub struct Replica {
     leader_contact: Arc<transport::LeaderContact>,
 }
 
+/// On the leader: whether `id` acknowledged a heartbeat within `within`.
+fn heard_from(m: &RaftMetrics, id: u64, within: Duration) -> bool {
+    m.heartbeat
+        .as_ref()
+        .and_then(|h| h.get(&id).copied().flatten())
+        .is_some_and(|acked| openraft::Instant::elapsed(&*acked) <= within)
+}
+
 fn fatal(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::Fatal(e.to_string())
 }
@@ -1016,11 +1024,7 @@ impl Replica {
                 // ZooKeeper counts the followers connected to the leader: a follower
                 // that stopped acknowledging heartbeats is gone even when no write has
                 // moved the log since it died.
-                let alive = m
-                    .heartbeat
-                    .as_ref()
-                    .and_then(|h| h.get(id).copied().flatten())
-                    .is_some_and(|acked| openraft::Instant::elapsed(&*acked) <= alive_within);
+                let alive = heard_from(&m, *id, alive_within);
                 let synced = alive
                     && matched
                         .map(|l| l.index + SYNCED_LAG_ENTRIES_MAX >= last)
@@ -1123,14 +1127,7 @@ impl Replica {
                 replication
                     .iter()
                     .filter(|(id, _)| **id != self.node_id && voters.contains(id))
-                    .filter(|(id, _)| {
-                        m.heartbeat
-                            .as_ref()
-                            .and_then(|h| h.get(id).copied().flatten())
-                            .is_some_and(|acked| {
-                                openraft::Instant::elapsed(&*acked) <= alive_within
-                            })
-                    })
+                    .filter(|(id, _)| heard_from(&m, **id, alive_within))
                     .max_by_key(|(_, matched)| matched.map(|l| l.index))
                     .map(|(id, _)| *id)
             })

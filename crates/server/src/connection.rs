@@ -176,13 +176,7 @@ fn handshake(
         return Handshake::Refused;
     }
     let mut core = shared.core.lock();
-    if request.last_zxid_seen > core.tree.last_zxid() {
-        tracing::info!(
-            %addr,
-            client_zxid = format_args!("{:#x}", request.last_zxid_seen),
-            our_zxid = format_args!("{:#x}", core.tree.last_zxid()),
-            "refusing a client that has seen a later zxid than this server"
-        );
+    if seen_later_zxid(&core, request, addr) {
         return Handshake::Refused;
     }
     let timeout_ms = shared.config.negotiate_timeout(request.timeout_ms);
@@ -193,19 +187,10 @@ fn handshake(
         return answer_when_logged(shared, &mut core, conn_id, conn, request, session_id, op);
     }
     let session_id = request.session_id;
-    let valid = core.sessions.get(session_id).is_some_and(|s| !s.closing)
-        && request.passwd == session_password(session_id);
-    let mut out = BytesMut::new();
-    if !valid {
-        tracing::info!(
-            %addr,
-            session = format_args!("{session_id:#x}"),
-            "reconnect refused: session expired or unknown, or wrong password"
-        );
-        encode_connect_response(&mut out, &ConnectResponse::expired(request));
-        conn.send(out.freeze());
+    if refused_as_expired(&core, request, addr, &mut conn) {
         return Handshake::Refused;
     }
+    let mut out = BytesMut::new();
     let owner = core.tree.session_owner(session_id);
     if !shared.config.servers.is_empty() && owner.is_some_and(|o| o != shared.server_id) {
         // The session moves here from another server: the log decides the
@@ -231,6 +216,48 @@ fn handshake(
     Handshake::Established
 }
 
+/// A client that has seen a later zxid than this server must not be served
+/// here (it would go back in time); logged.
+fn seen_later_zxid(core: &crate::core::Core, request: &ConnectRequest, addr: SocketAddr) -> bool {
+    let ours = core.tree.last_zxid();
+    if request.last_zxid_seen <= ours {
+        return false;
+    }
+    tracing::info!(
+        %addr,
+        client_zxid = format_args!("{:#x}", request.last_zxid_seen),
+        our_zxid = format_args!("{ours:#x}"),
+        "refusing a client that has seen a later zxid than this server"
+    );
+    true
+}
+
+/// A reconnect to a session that is unknown, closing or given the wrong
+/// password gets ZooKeeper's expired ConnectResponse (timeout 0); true when
+/// it did.
+fn refused_as_expired(
+    core: &crate::core::Core,
+    request: &ConnectRequest,
+    addr: SocketAddr,
+    conn: &mut ConnState,
+) -> bool {
+    let session_id = request.session_id;
+    let valid = core.sessions.get(session_id).is_some_and(|s| !s.closing)
+        && request.passwd == session_password(session_id);
+    if valid {
+        return false;
+    }
+    tracing::info!(
+        %addr,
+        session = format_args!("{session_id:#x}"),
+        "reconnect refused: session expired or unknown, or wrong password"
+    );
+    let mut out = BytesMut::new();
+    encode_connect_response(&mut out, &ConnectResponse::expired(request));
+    conn.send(out.freeze());
+    true
+}
+
 /// ZooKeeper's read-only server (`readonlymode.enabled`, a member cut off from
 /// its quorum) accepting a client that allows it (`canBeReadOnly`): reads are
 /// served from this server's tree, writes get NotReadOnly. A new session is
@@ -245,28 +272,15 @@ fn read_only_handshake(
     mut conn: ConnState,
 ) -> Handshake {
     let mut core = shared.core.lock();
-    if request.last_zxid_seen > core.tree.last_zxid() {
-        tracing::info!(
-            %addr,
-            "refusing a read-only client that has seen a later zxid than this server"
-        );
+    if seen_later_zxid(&core, request, addr) {
         return Handshake::Refused;
     }
     let timeout_ms = shared.config.negotiate_timeout(request.timeout_ms);
     let session_id = if request.session_id == 0 {
         core.allocate_session_id()
+    } else if refused_as_expired(&core, request, addr, &mut conn) {
+        return Handshake::Refused;
     } else {
-        let known = core
-            .sessions
-            .get(request.session_id)
-            .is_some_and(|s| !s.closing)
-            && request.passwd == session_password(request.session_id);
-        if !known {
-            let mut out = BytesMut::new();
-            encode_connect_response(&mut out, &ConnectResponse::expired(request));
-            conn.send(out.freeze());
-            return Handshake::Refused;
-        }
         request.session_id
     };
     tracing::info!(

@@ -128,13 +128,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
     }
 
-    let addr = SocketAddr::new(config.client_port_address, config.client_port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let client_addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let (listener, client_addr) = bind(SocketAddr::new(
+        config.client_port_address,
+        config.client_port,
+    ))
+    .await?;
     tracing::info!(
         client_addr = %client_addr,
         data_dir = %config.data_dir.display(),
@@ -153,13 +151,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let mut secure_client_addr = None;
     if let Some(secure) = &config.secure_client {
         let acceptor = tls::acceptor(secure)?;
-        let addr = SocketAddr::new(secure.address, secure.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (listener, bound) = bind(SocketAddr::new(secure.address, secure.port)).await?;
         tracing::info!(secure_client_addr = %bound, client_auth = ?secure.client_auth, "serving TLS clients");
         secure_client_addr = Some(bound);
         tasks.push(tokio::spawn(accept_loop(
@@ -248,12 +240,23 @@ async fn wait_for_signal() {
     }
 }
 
-/// Accepts clients, enforcing `maxClientCnxns` per client IP.
 /// Open client connections per address, for `maxClientCnxns`.
 type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
 
-/// Accepts clients on one port; with `tls`, each completes a TLS handshake
-/// (within the time a ConnectRequest is given) before it is served.
+/// Binds a client port; the listener and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Accepts clients on one port, enforcing `maxClientCnxns` per client IP;
+/// with `tls`, each completes a TLS handshake (within the time a
+/// ConnectRequest is given) before it is served.
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
