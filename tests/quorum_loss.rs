@@ -1,6 +1,7 @@
 //! What a member does when it leaves its quorum, against real `corral server` processes:
-//! a leader stopped by its operator (SIGTERM) hands leadership over before it exits, so the
-//! others do not sit out an election timeout; and with `readonlymode.enabled`, a member cut
+//! a leader stopped by its operator (SIGTERM) hands leadership over before it exits, and one
+//! killed (SIGKILL) is replaced as soon as the others find its port closed, so neither makes
+//! the others sit out an election timeout; and with `readonlymode.enabled`, a member cut
 //! off from its quorum serves clients that allow it read-only (ZooKeeper's read-only mode:
 //! reads answered, writes NotReadOnly, the session closed when the quorum is back).
 
@@ -83,6 +84,52 @@ fn a_stopped_leader_hands_over_before_an_election_would_start() {
     let mut s = connect_retrying(&e, survivor, 20);
     assert_eq!(create(&mut s, "/after", b"2"), OK);
     assert_eq!(get_data(&mut s, "/before"), (OK, b"1".to_vec()));
+}
+
+#[test]
+fn a_killed_leader_is_replaced_before_an_election_would_start() {
+    // Elections start after two ticks at the earliest: 6 s here. A killed leader hands
+    // nothing over; the survivors notice its port refusing connections.
+    let mut e = Ensemble::participants(3, &["tickTime=3000"]);
+    let old = e.start_all();
+    let survivor = (old + 1) % 3;
+    let mut s = connect_retrying(&e, survivor, 20);
+    assert_eq!(create(&mut s, "/before", b"1"), OK);
+    drop(s);
+
+    let killed_at = Instant::now();
+    e.kill(old);
+    let new = e.wait_for_leader(Duration::from_secs(30));
+    let took = killed_at.elapsed();
+    assert_ne!(new, old);
+    assert!(
+        took < Duration::from_secs(4),
+        "a new leader after {took:?}: as long as an election timeout\n{}",
+        e.log_tails(20)
+    );
+    assert!(
+        e.logs()
+            .contains("its port refuses connections: it is down"),
+        "a survivor's log names the dead leader\n{}",
+        e.log_tails(20)
+    );
+    let mut s = connect_retrying(&e, survivor, 20);
+    assert_eq!(create(&mut s, "/after", b"2"), OK);
+    assert_eq!(get_data(&mut s, "/before"), (OK, b"1".to_vec()));
+
+    // The old leader comes back as a follower of the new one, with everything written.
+    e.start(old);
+    let mut back = connect_retrying(&e, old, 30);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_data(&mut back, "/after") != (OK, b"2".to_vec()) {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted leader never caught up\n{}",
+            e.log_tails(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(e.leader(), Some(new));
 }
 
 #[test]

@@ -28,6 +28,7 @@
 mod bootstrap;
 mod durable;
 pub mod error;
+mod failover;
 mod link;
 pub mod log_store;
 pub mod network;

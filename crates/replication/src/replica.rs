@@ -44,6 +44,7 @@ use tokio::task::JoinHandle;
 
 use crate::bootstrap;
 use crate::error::ReplicationError;
+use crate::failover;
 use crate::link::LinkRegistry;
 use crate::log_store::LogStore;
 use crate::log_store::LogStoreOptions;
@@ -492,9 +493,11 @@ impl Replica {
         let mut rpc_server = None;
         let mut rpc_addr = None;
         let leader_contact = Arc::new(transport::LeaderContact::new());
+        let (peer_gone_tx, peer_gone_rx) = mpsc::channel(failover::PEER_GONE_QUEUE);
         if let Some(addr) = &cfg.listen_addr {
             let ctx = Arc::new(transport::ServerCtx {
                 leader_contact: leader_contact.clone(),
+                peer_gone: (!standalone).then_some(peer_gone_tx),
                 node_id: cfg.node_id,
                 raft: raft.clone(),
                 snapshots: snapshots.clone(),
@@ -548,6 +551,15 @@ impl Replica {
                     members: cfg.members.clone(),
                     probe_timeout: cfg.append_timeout().min(Duration::from_secs(2)),
                 },
+                stop_rx.clone(),
+            )));
+        }
+
+        if !standalone {
+            tasks.push(tokio::spawn(failover::run(
+                cfg.node_id,
+                raft.clone(),
+                peer_gone_rx,
                 stop_rx.clone(),
             )));
         }

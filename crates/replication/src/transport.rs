@@ -300,6 +300,8 @@ pub(crate) struct ServerCtx {
     pub(crate) snapshot_chunk_timeout: Duration,
     /// When a leader last sent appends or heartbeats here.
     pub(crate) leader_contact: Arc<LeaderContact>,
+    /// Told which peer's replication connection closed (`failover.rs`).
+    pub(crate) peer_gone: Option<crate::failover::PeerGone>,
 }
 
 /// When this server last heard from a leader (an append or a heartbeat), for telling a
@@ -386,7 +388,14 @@ async fn serve_connection(stream: TcpStream, ctx: Arc<ServerCtx>) -> io::Result<
     }
     let hello: Hello = decode(&buf)?;
     match hello {
-        Hello::Raft { .. } => serve_raft(r, w, buf, ctx).await,
+        Hello::Raft { from } => {
+            let served = serve_raft(r, w, buf, ctx.clone()).await;
+            if let Some(gone) = &ctx.peer_gone {
+                // Full: the watcher has reports to look at already.
+                let _ = gone.try_send(from);
+            }
+            served
+        }
         Hello::Snapshot { from } => serve_snapshot(r, w, buf, ctx, from).await,
         Hello::Link { from, generation } => {
             crate::link::serve_link(r, w, buf, ctx, from, generation).await
