@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{four_letter, free_port};
+use super::{four_letter, free_ports};
 
 /// What a server is in the ensemble.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,9 +159,9 @@ impl Ensemble {
             .prefix("corral-ensemble-")
             .tempdir()
             .expect("tempdir");
-        let ports: Vec<(u16, u16, u16)> = roles
-            .iter()
-            .map(|_| (free_port(), free_port(), free_port()))
+        let ports: Vec<(u16, u16, u16)> = free_ports(3 * roles.len())
+            .chunks(3)
+            .map(|p| (p[0], p[1], p[2]))
             .collect();
         let mut servers = String::new();
         for (i, ((_, quorum, election), role)) in ports.iter().zip(roles).enumerate() {

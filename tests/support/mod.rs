@@ -47,6 +47,22 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// `n` distinct ports on 127.0.0.1 that were free a moment ago: all held bound until the
+/// last is picked, so the kernel cannot hand out one of them twice (as `free_port` called
+/// `n` times may: a released port can come back at the next bind).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::with_capacity(n);
+    while held.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        if listener.local_addr().expect("local_addr").port() != 2181 {
+            held.push(listener);
+        }
+    }
+    held.iter()
+        .map(|l| l.local_addr().expect("local_addr").port())
+        .collect()
+}
+
 /// Sends a four-letter word (`srvr`, `ruok`, `mntr`, …) on a fresh connection and returns
 /// everything the server writes before it closes the connection.
 pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
