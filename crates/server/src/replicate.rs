@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use corral_replication::{Applier, Rejection, Replica, ReplicaConfig, Role, SnapshotWriter};
 use corral_tree::{DataTree, TreeCapture};
 
-use crate::core::Shared;
+use crate::core::{Pending, Shared};
 use crate::entry::LogEntry;
 use crate::reconfig::PeerMessage;
 use crate::ServerError;
@@ -114,6 +114,18 @@ impl Applier for TreeApplier {
         if entry.origin != self.shared.server_id || entry.conn == 0 {
             return;
         }
+        let mut core = self.shared.core.lock();
+        // A proposal whose link broke before the leader's commit notice came
+        // back may have been applied here already, and answered: then the
+        // client knows its outcome and keeps its connection.
+        let owed = core.conns.get(&entry.conn).is_some_and(|c| {
+            c.pending
+                .iter()
+                .any(|p| matches!(p, Pending::Write { xid, .. } if *xid == entry.xid))
+        });
+        if !owed {
+            return;
+        }
         // The client cannot learn this write's outcome from us: close its
         // connection so it reconnects (ZooKeeper's connection loss).
         tracing::info!(
@@ -121,7 +133,7 @@ impl Applier for TreeApplier {
             ?rejection,
             "write not applied through this server; closing the client connection"
         );
-        self.shared.core.lock().drop_conn(entry.conn);
+        core.drop_conn(entry.conn);
     }
 }
 
