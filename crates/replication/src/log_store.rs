@@ -517,6 +517,11 @@ impl LogStore {
 }
 
 impl LogReader {
+    /// The id of the last entry appended (what this server's vote requests carry).
+    pub fn last_log_id(&self) -> Option<LogId> {
+        self.shared.lock().last_log_id
+    }
+
     fn read_range(&self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
         let st = self.shared.lock();
         if let Some(f) = &st.failed {

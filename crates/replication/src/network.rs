@@ -533,17 +533,36 @@ async fn send_snapshot(
 
 /// Ask `addr` whether it has Raft state (used by bootstrap). `Ok((id, initialized))`.
 pub(crate) async fn probe(from: u64, addr: &str, timeout: Duration) -> io::Result<(u64, bool)> {
+    match ask(from, addr, RaftReq::Probe, timeout).await? {
+        RaftResp::Probe {
+            node_id,
+            initialized,
+        } => Ok((node_id, initialized)),
+        _ => Err(io::Error::other("unexpected answer to a probe")),
+    }
+}
+
+/// Ask `addr` for its last log id (used after the leader died, `failover.rs`).
+pub(crate) async fn last_log(
+    from: u64,
+    addr: &str,
+    timeout: Duration,
+) -> io::Result<Option<crate::types::LogId>> {
+    match ask(from, addr, RaftReq::LastLog, timeout).await? {
+        RaftResp::LastLog(last) => Ok(last),
+        _ => Err(io::Error::other("unexpected answer to a last-log question")),
+    }
+}
+
+/// One request on a connection of its own, within `timeout`.
+async fn ask(from: u64, addr: &str, req: RaftReq, timeout: Duration) -> io::Result<RaftResp> {
     let call = async {
         let (mut r, mut w) = transport::connect(addr, &Hello::Raft { from }, timeout).await?;
-        transport::send(&mut w, &RaftReq::Probe).await?;
+        transport::send(&mut w, &req).await?;
         let mut buf = Vec::new();
         match transport::recv::<_, RaftResp>(&mut r, &mut buf).await? {
-            RaftResp::Probe {
-                node_id,
-                initialized,
-            } => Ok((node_id, initialized)),
             RaftResp::Error(m) => Err(io::Error::other(m)),
-            _ => Err(io::Error::other("unexpected answer to a probe")),
+            resp => Ok(resp),
         }
     };
     tokio::time::timeout(timeout, call)

@@ -447,6 +447,7 @@ impl Replica {
         }
 
         let writer = log.writer_join();
+        let log_reader = log.reader();
         let log_stats = log.stats();
         let progress = Arc::new(ApplyProgress::default());
         let sink = Arc::new(RejectionSink::new(applier.clone()));
@@ -498,6 +499,7 @@ impl Replica {
             let ctx = Arc::new(transport::ServerCtx {
                 leader_contact: leader_contact.clone(),
                 peer_gone: (!standalone).then_some(peer_gone_tx),
+                log: log_reader.clone(),
                 node_id: cfg.node_id,
                 raft: raft.clone(),
                 snapshots: snapshots.clone(),
@@ -559,6 +561,7 @@ impl Replica {
             tasks.push(tokio::spawn(failover::run(
                 cfg.node_id,
                 raft.clone(),
+                log_reader,
                 peer_gone_rx,
                 stop_rx.clone(),
             )));

@@ -86,6 +86,8 @@ pub(crate) enum RaftReq {
     /// Starts a new append session: the `Append` frames that follow belong to it.
     AppendStart,
     Append(openraft::raft::AppendEntriesRequest<TypeConfig>),
+    /// This node's last log id (voters compare theirs when their leader died: `failover.rs`).
+    LastLog,
 }
 
 /// A frame on a `Hello::Raft` connection, server to client.
@@ -101,6 +103,7 @@ pub(crate) enum RaftResp {
     Append(openraft::raft::StreamAppendResult<TypeConfig>),
     /// The remote Raft node could not handle the request (it is shutting down, usually).
     Error(String),
+    LastLog(Option<crate::types::LogId>),
 }
 
 /// A frame on a `Hello::Snapshot` connection, client to server.
@@ -302,6 +305,8 @@ pub(crate) struct ServerCtx {
     pub(crate) leader_contact: Arc<LeaderContact>,
     /// Told which peer's replication connection closed (`failover.rs`).
     pub(crate) peer_gone: Option<crate::failover::PeerGone>,
+    /// For telling peers this server's last log id.
+    pub(crate) log: crate::log_store::LogReader,
 }
 
 /// When this server last heard from a leader (an append or a heartbeat), for telling a
@@ -495,6 +500,7 @@ async fn serve_raft(
                 Ok(r) => RaftResp::TransferLeader(r),
                 Err(e) => RaftResp::Error(e.to_string()),
             },
+            RaftReq::LastLog => RaftResp::LastLog(ctx.log.last_log_id()),
             RaftReq::Probe => match ctx.raft.is_initialized().await {
                 Ok(initialized) => RaftResp::Probe {
                     node_id: ctx.node_id,
