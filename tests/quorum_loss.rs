@@ -57,39 +57,14 @@ fn connect_retrying(e: &Ensemble, i: usize, secs: u64) -> RawSession {
     }
 }
 
-#[test]
-fn a_stopped_leader_hands_over_before_an_election_would_start() {
-    // Elections start after two ticks at the earliest: 6 s here.
-    let mut e = Ensemble::participants(3, &["tickTime=3000"]);
-    let old = e.start_all();
-    let survivor = (old + 1) % 3;
-    let mut s = connect_retrying(&e, survivor, 20);
-    assert_eq!(create(&mut s, "/before", b"1"), OK);
-
-    let stopped_at = Instant::now();
-    e.stop(old);
-    let new = e.wait_for_leader(Duration::from_secs(30));
-    let took = stopped_at.elapsed();
-    assert_ne!(new, old);
-    assert!(
-        took < Duration::from_secs(4),
-        "a new leader after {took:?}: longer than a hand-over, as long as an election\n{}",
-        e.log_tails(20)
-    );
-    assert!(
-        e.log(old).contains("leadership handed over"),
-        "the old leader's log names the hand-over\n{}",
-        e.log_tails(20)
-    );
-    let mut s = connect_retrying(&e, survivor, 20);
-    assert_eq!(create(&mut s, "/after", b"2"), OK);
-    assert_eq!(get_data(&mut s, "/before"), (OK, b"1".to_vec()));
-}
-
-#[test]
-fn a_killed_leader_is_replaced_before_an_election_would_start() {
-    // Elections start after two ticks at the earliest: 6 s here. A killed leader hands
-    // nothing over; the survivors notice its port refusing connections.
+/// Three servers at tickTime=3000, so that no election can start before two ticks (6 s): a
+/// write through a survivor, then `take_away` the leader. Checks that another server leads
+/// within 4 s, that the logs say `logged`, and that writes go on and see the earlier one.
+/// Returns the ensemble, the old leader and the new one.
+fn leader_replaced_quickly(
+    take_away: fn(&mut Ensemble, usize),
+    logged: &str,
+) -> (Ensemble, usize, usize) {
     let mut e = Ensemble::participants(3, &["tickTime=3000"]);
     let old = e.start_all();
     let survivor = (old + 1) % 3;
@@ -97,10 +72,10 @@ fn a_killed_leader_is_replaced_before_an_election_would_start() {
     assert_eq!(create(&mut s, "/before", b"1"), OK);
     drop(s);
 
-    let killed_at = Instant::now();
-    e.kill(old);
+    let taken_at = Instant::now();
+    take_away(&mut e, old);
     let new = e.wait_for_leader(Duration::from_secs(30));
-    let took = killed_at.elapsed();
+    let took = taken_at.elapsed();
     assert_ne!(new, old);
     assert!(
         took < Duration::from_secs(4),
@@ -108,13 +83,26 @@ fn a_killed_leader_is_replaced_before_an_election_would_start() {
         e.log_tails(20)
     );
     assert!(
-        e.logs().contains("nothing listens at its port: it is down"),
-        "a survivor's log names the dead leader\n{}",
+        e.logs().contains(logged),
+        "no server's log says {logged:?}\n{}",
         e.log_tails(20)
     );
     let mut s = connect_retrying(&e, survivor, 20);
     assert_eq!(create(&mut s, "/after", b"2"), OK);
     assert_eq!(get_data(&mut s, "/before"), (OK, b"1".to_vec()));
+    (e, old, new)
+}
+
+#[test]
+fn a_stopped_leader_hands_over_before_an_election_would_start() {
+    leader_replaced_quickly(Ensemble::stop, "leadership handed over");
+}
+
+#[test]
+fn a_killed_leader_is_replaced_before_an_election_would_start() {
+    // A killed leader hands nothing over; the survivors find nothing listening at its port.
+    let (mut e, old, new) =
+        leader_replaced_quickly(Ensemble::kill, "nothing listens at its port: it is down");
 
     // The old leader comes back as a follower of the new one, with everything written.
     e.start(old);
