@@ -1,10 +1,10 @@
 //! TLS on `secureClientPort` against a real `corral server`: ZooKeeper's settings
-//! (`ssl.keyStore.*`, `ssl.trustStore.*`, `ssl.clientAuth`), PEM stores and JKS stores made
-//! by the JDK's keytool, client certificates that chain to the trust store accepted and the
-//! others refused, and the same tree seen on the plain `clientPort`.
+//! (`ssl.keyStore.*`, `ssl.trustStore.*`, `ssl.clientAuth`), PEM stores, and JKS and PKCS12
+//! stores made by the JDK's keytool, client certificates that chain to the trust store
+//! accepted and the others refused, and the same tree seen on the plain `clientPort`.
 //!
-//! Certificates are made per test with rcgen; the client is rustls. The JKS test needs
-//! `keytool` (CI installs a JDK); without it, it says so and returns.
+//! Certificates are made per test with rcgen; the client is rustls. The keytool tests need
+//! `keytool` (CI installs a JDK); without it, they say so and return.
 
 mod support;
 
@@ -241,9 +241,9 @@ fn run(tool: &str, args: &[&str]) {
     );
 }
 
-/// A JKS key store at `store` holding a new RSA key for CN=localhost, made by keytool as
-/// ZooKeeper's documentation makes one.
-fn keytool_key_store(keytool: &str, store: &str) {
+/// A key store of `store_type` (JKS, PKCS12) at `store` holding a new RSA key for
+/// CN=localhost, made by keytool as ZooKeeper's documentation makes one.
+fn keytool_key_store(keytool: &str, store: &str, store_type: &str) {
     run(
         keytool,
         &[
@@ -251,7 +251,7 @@ fn keytool_key_store(keytool: &str, store: &str) {
             "-keystore",
             store,
             "-storetype",
-            "JKS",
+            store_type,
             "-storepass",
             PASSWORD,
             "-keypass",
@@ -296,21 +296,36 @@ fn refused_start(dir: &Path, tls_lines: &str) -> String {
 
 #[tokio::test]
 async fn jks_stores_made_by_keytool_serve_tls_clients() {
+    keytool_stores_serve_tls_clients("JKS", "jks").await;
+}
+
+/// PKCS12 is what keytool writes unless told otherwise (since Java 9). The server finds the
+/// format from the contents: no ssl.keyStore.type needed.
+#[tokio::test]
+async fn pkcs12_stores_made_by_keytool_serve_tls_clients() {
+    keytool_stores_serve_tls_clients("PKCS12", "p12").await;
+}
+
+/// A key store and a trust store of `store_type`, made by keytool, serve clients whose
+/// certificates chain to the trust store (`ssl.clientAuth=want`) and refuse strangers.
+async fn keytool_stores_serve_tls_clients(store_type: &str, ext: &str) {
     let Some(keytool) = keytool() else {
-        eprintln!("keytool not found: skipping the JKS test (CI installs a JDK)");
+        eprintln!("keytool not found: skipping the {store_type} test (CI installs a JDK)");
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = |name: &str| dir.path().join(name).display().to_string();
-    keytool_key_store(keytool, &path("server.jks"));
+    let server_store = path(&format!("server.{ext}"));
+    let trust_store = path(&format!("trust.{ext}"));
+    keytool_key_store(keytool, &server_store, store_type);
     run(
         keytool,
         &[
             "-exportcert",
             "-keystore",
-            &path("server.jks"),
+            &server_store,
             "-storetype",
-            "JKS",
+            store_type,
             "-storepass",
             PASSWORD,
             "-alias",
@@ -319,7 +334,7 @@ async fn jks_stores_made_by_keytool_serve_tls_clients() {
             &path("server.der"),
         ],
     );
-    // The clients' CA in a JKS trust store.
+    // The clients' CA in a trust store of the same type.
     let authority = ca("corral client CA");
     write(&dir.path().join("ca.pem"), authority.cert.pem());
     run(
@@ -328,9 +343,9 @@ async fn jks_stores_made_by_keytool_serve_tls_clients() {
             "-importcert",
             "-noprompt",
             "-keystore",
-            &path("trust.jks"),
+            &trust_store,
             "-storetype",
-            "JKS",
+            store_type,
             "-storepass",
             PASSWORD,
             "-alias",
@@ -343,9 +358,9 @@ async fn jks_stores_made_by_keytool_serve_tls_clients() {
     let port = free_port();
     let corral = CorralServer::start_with(&[
         &format!("secureClientPort={port}"),
-        &format!("ssl.keyStore.location={}", path("server.jks")),
+        &format!("ssl.keyStore.location={server_store}"),
         &format!("ssl.keyStore.password={PASSWORD}"),
-        &format!("ssl.trustStore.location={}", path("trust.jks")),
+        &format!("ssl.trustStore.location={trust_store}"),
         &format!("ssl.trustStore.password={PASSWORD}"),
         "ssl.clientAuth=want",
     ]);
@@ -357,7 +372,10 @@ async fn jks_stores_made_by_keytool_serve_tls_clients() {
     let mut s = TlsSession::open(secure, client_config(&server_cert, Some(&client)))
         .await
         .unwrap_or_else(|e| panic!("TLS session: {e}\n{}", corral.log()));
-    assert_eq!(s.create("/jks", b"ok").await.expect("create"), 0);
+    assert_eq!(
+        s.create(&format!("/{ext}"), b"ok").await.expect("create"),
+        0
+    );
     // `want`: a client without a certificate is served; a stranger's is still refused.
     assert!(serves(secure, client_config(&server_cert, None)).await);
     let stranger = issue(&ca("another CA"), "stranger");
@@ -372,7 +390,7 @@ fn a_wrong_store_password_stops_the_server_with_a_clear_error() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("server.jks").display().to_string();
-    keytool_key_store(keytool, &store);
+    keytool_key_store(keytool, &store, "JKS");
     let stderr = refused_start(
         dir.path(),
         &format!(

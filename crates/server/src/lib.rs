@@ -102,6 +102,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             source,
         })?;
     }
+    // Stores are read (and refused, with the reason) before anything is served.
+    let tls_acceptor = config
+        .secure_client
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()?;
     let server_id = config.my_id.unwrap_or(0);
     let tree = DataTree::new(TreeConfig {
         extended_types_enabled: config.extended_types_enabled,
@@ -133,6 +139,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         config.client_port,
     ))
     .await?;
+    // Both ports listen before either is announced: a client told the server serves finds
+    // the TLS port open too.
+    let secure_listener = match (&config.secure_client, tls_acceptor) {
+        (Some(secure), Some(acceptor)) => {
+            let (listener, bound) = bind(SocketAddr::new(secure.address, secure.port)).await?;
+            tracing::info!(secure_client_addr = %bound, client_auth = ?secure.client_auth, "serving TLS clients");
+            Some((listener, bound, acceptor))
+        }
+        _ => None,
+    };
     tracing::info!(
         client_addr = %client_addr,
         data_dir = %config.data_dir.display(),
@@ -149,10 +165,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tokio::spawn(housekeeping::reap_containers(shared.clone())),
     ];
     let mut secure_client_addr = None;
-    if let Some(secure) = &config.secure_client {
-        let acceptor = tls::acceptor(secure)?;
-        let (listener, bound) = bind(SocketAddr::new(secure.address, secure.port)).await?;
-        tracing::info!(secure_client_addr = %bound, client_auth = ?secure.client_auth, "serving TLS clients");
+    if let Some((listener, bound, acceptor)) = secure_listener {
         secure_client_addr = Some(bound);
         tasks.push(tokio::spawn(accept_loop(
             shared.clone(),

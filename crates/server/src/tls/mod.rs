@@ -110,6 +110,9 @@ impl rustls::server::ResolvesServerCert for OneCertificate {
 enum StoreKind {
     Jks,
     Pem,
+    /// What `keytool` writes unless told `-storetype JKS` (since Java 9), and OpenSSL's
+    /// `pkcs12 -export`.
+    Pkcs12,
 }
 
 fn store_kind(store: &StoreConfig, bytes: &[u8]) -> Result<StoreKind, String> {
@@ -121,24 +124,23 @@ fn store_kind(store: &StoreConfig, bytes: &[u8]) -> Result<StoreKind, String> {
     {
         Some("JKS") => return Ok(StoreKind::Jks),
         Some("PEM") => return Ok(StoreKind::Pem),
-        Some("PKCS12") | Some("P12") => {
-            return Err("PKCS12 stores are not supported; convert it to JKS \
-                        (keytool -importkeystore -deststoretype JKS) or to PEM"
-                .into())
+        Some("PKCS12") | Some("P12") | Some("PFX") => return Ok(StoreKind::Pkcs12),
+        Some(other) => {
+            return Err(format!(
+                "unknown store type {other:?}; expected JKS, PKCS12 or PEM"
+            ))
         }
-        Some(other) => return Err(format!("unknown store type {other:?}; expected JKS or PEM")),
         None => {}
     }
     if jks::is_jks(bytes) {
         Ok(StoreKind::Jks)
     } else if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         Ok(StoreKind::Pem)
+    } else if bytes.first() == Some(&0x30) {
+        // A DER SEQUENCE: a PKCS#12 PFX is the only binary store left.
+        Ok(StoreKind::Pkcs12)
     } else {
-        Err(
-            "neither a JKS nor a PEM store (PKCS12 is not supported: convert it to JKS \
-             with keytool -importkeystore -deststoretype JKS, or to PEM)"
-                .into(),
-        )
+        Err("neither a JKS, a PKCS12 nor a PEM store".into())
     }
 }
 
@@ -187,6 +189,24 @@ fn jks_entries(store: &StoreConfig, bytes: &[u8]) -> Result<Vec<jks::JksEntry>, 
     jks::parse(bytes, password, None).map_err(|e| e.to_string())
 }
 
+/// A PKCS#12 store's entries. `raw`: every certificate as it is, linked to no key (for trust
+/// stores: OpenSSL marks no certificate trusted, only Java does).
+fn pkcs12_store(
+    store: &StoreConfig,
+    bytes: &[u8],
+    raw: bool,
+) -> Result<p12_keystore::KeyStore, String> {
+    let password = store.password.as_deref().unwrap_or("");
+    let policy = if raw {
+        p12_keystore::Pkcs12ImportPolicy::Raw
+    } else {
+        p12_keystore::Pkcs12ImportPolicy::Strict
+    };
+    p12_keystore::KeyStore::from_pkcs12(bytes, password, policy).map_err(|e| {
+        format!("cannot open it as PKCS12 ({e}): is ssl.keyStore/trustStore.password right?")
+    })
+}
+
 fn pem_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -218,6 +238,19 @@ fn load_key_store(
             }
             Err(fail("holds no private key entry".into()))
         }
+        StoreKind::Pkcs12 => {
+            let p12 = pkcs12_store(store, &bytes, false).map_err(fail)?;
+            let (_, entry) = p12
+                .private_key_chain()
+                .ok_or_else(|| fail("holds no private key with its certificate".into()))?;
+            let chain = entry
+                .certs()
+                .iter()
+                .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                .collect();
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.key().as_der().to_vec()));
+            Ok((chain, key))
+        }
         StoreKind::Pem => {
             let chain = pem_certificates(&bytes).map_err(fail)?;
             let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
@@ -245,6 +278,21 @@ fn load_trust_store(store: &StoreConfig) -> Result<Vec<CertificateDer<'static>>,
                 jks::JksEntry::PrivateKey { chain, .. } => {
                     chain.into_iter().map(CertificateDer::from).collect()
                 }
+            })
+            .collect(),
+        StoreKind::Pkcs12 => pkcs12_store(store, &bytes, true)
+            .map_err(fail)?
+            .entries()
+            .flat_map(|(_, entry)| match entry {
+                p12_keystore::KeyStoreEntry::Certificate(cert) => {
+                    vec![CertificateDer::from(cert.as_der().to_vec())]
+                }
+                p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => chain
+                    .certs()
+                    .iter()
+                    .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                    .collect(),
+                p12_keystore::KeyStoreEntry::Secret(_) => Vec::new(),
             })
             .collect(),
         StoreKind::Pem => pem_certificates(&bytes).map_err(fail)?,
