@@ -5,9 +5,9 @@
 //! covers the one that crashed or was killed.
 //!
 //! When a replication connection from the current leader closes, a voter probes the leader's
-//! replication port. A port that refuses connections means no process is listening there: the
-//! leader is down. (A paused or partitioned leader does not refuse, and is left to the election
-//! timeout, as ZooKeeper leaves it to `syncLimit`.) The surviving voters then ask each other for
+//! replication port. A port where nothing listens (it refuses the probe, or resets it at once)
+//! means the leader's process is gone. (A paused or partitioned leader does neither, and is
+//! left to the election timeout, as ZooKeeper leaves it to `syncLimit`.) The surviving voters then ask each other for
 //! their last log ids and stand in the same order on each of them: the newest log first (ties:
 //! the lowest id), the next [`STAGGER`] later and only if no new leader is known by then. Each
 //! stands with openraft's leadership-transfer election: the usual vote request, granted only
