@@ -57,6 +57,15 @@ fn connect_retrying(e: &Ensemble, i: usize, secs: u64) -> RawSession {
     }
 }
 
+/// Pings until the server closes the session's connection; panics with `why` after `secs`.
+fn wait_until_closed(e: &Ensemble, s: &mut RawSession, secs: u64, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while s.ping().is_ok() {
+        assert!(Instant::now() < deadline, "{why}\n{}", e.log_tails(20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Three servers at tickTime=3000, so that no election can start before two ticks (6 s): a
 /// write through a survivor, then `take_away` the leader. Checks that another server leads
 /// within 4 s, that the logs say `logged`, and that writes go on and see the earlier one.
@@ -172,15 +181,12 @@ fn a_member_without_quorum_serves_read_only_clients() {
     for i in (0..3).filter(|i| *i != survivor) {
         e.start(i);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ro.ping().is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the read-only connection outlived the quorum's return\n{}",
-            e.log_tails(20)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_closed(
+        &e,
+        &mut ro,
+        30,
+        "the read-only connection outlived the quorum's return",
+    );
     let mut rw = connect_retrying(&e, survivor, 30);
     assert!(!rw.read_only);
     assert_eq!(create(&mut rw, "/after", b"y"), OK);
@@ -218,15 +224,12 @@ fn a_member_that_loses_its_quorum_closes_its_clients_and_their_sessions_live_on(
     }
     // As ZooKeeper's peers do, the survivor shuts its clients out: a client of a cut-off
     // minority learns it is disconnected instead of carrying on as if nothing happened.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.ping().is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the client of a server without quorum kept its connection\n{}",
-            e.log_tails(20)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_closed(
+        &e,
+        &mut s,
+        20,
+        "the client of a server without quorum kept its connection",
+    );
     assert!(
         e.log(survivor)
             .contains("out of quorum: closing the client connections"),
