@@ -103,11 +103,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         })?;
     }
     // Stores are read (and refused, with the reason) before anything is served.
-    let tls_acceptor = config
-        .secure_client
-        .as_ref()
-        .map(tls::acceptor)
-        .transpose()?;
+    let secure = match &config.secure_client {
+        Some(secure) => Some((secure, tls::acceptor(secure)?)),
+        None => None,
+    };
     let server_id = config.my_id.unwrap_or(0);
     let tree = DataTree::new(TreeConfig {
         extended_types_enabled: config.extended_types_enabled,
@@ -141,13 +140,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .await?;
     // Both ports listen before either is announced: a client told the server serves finds
     // the TLS port open too.
-    let secure_listener = match (&config.secure_client, tls_acceptor) {
-        (Some(secure), Some(acceptor)) => {
+    let secure_listener = match secure {
+        Some((secure, acceptor)) => {
             let (listener, bound) = bind(SocketAddr::new(secure.address, secure.port)).await?;
             tracing::info!(secure_client_addr = %bound, client_auth = ?secure.client_auth, "serving TLS clients");
             Some((listener, bound, acceptor))
         }
-        _ => None,
+        None => None,
     };
     tracing::info!(
         client_addr = %client_addr,
