@@ -25,7 +25,7 @@ impl Server {
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
                  maxClientCnxns=0\n4lw.commands.whitelist=*\n",
                 dir.path().join("data").display()
             ),

@@ -67,7 +67,7 @@ async fn acknowledged_writes_survive_sigkill() {
     std::fs::write(
         &cfg,
         format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nsnapCount=500\n",
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nsnapCount=500\nadmin.enableServer=false\n",
             dir.path().join("data").display()
         ),
     )

@@ -663,6 +663,7 @@ async fn an_observer_serves_reads_and_watches_but_does_not_make_a_quorum() {
 
 /// `srvr` and `mntr` say `leader`, `follower` or `observer`; only the leader's `mntr`
 /// has the follower counts (`zk_followers`, `zk_synced_followers`, `zk_synced_observers`).
+/// The admin server's `leader`, `zabstate`, `voting_view` and `observers` agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srvr_and_mntr_report_each_servers_mode_and_the_leader_counts_its_followers() {
     let roles = [
@@ -671,7 +672,7 @@ async fn srvr_and_mntr_report_each_servers_mode_and_the_leader_counts_its_follow
         Role::Participant,
         Role::Observer,
     ];
-    let mut e = Ensemble::new(&roles, &[]);
+    let mut e = Ensemble::new(&roles, &["admin.enableServer=true", "admin.serverPort=0"]);
     let leader = blocking(|| e.start_all());
     let c = connect(e.addr(leader)).await;
     c.create("/m", b"", &persistent()).await.unwrap();
@@ -730,6 +731,36 @@ async fn srvr_and_mntr_report_each_servers_mode_and_the_leader_counts_its_follow
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
     );
+
+    let leader_id = e.nodes[leader].id;
+    for (i, node) in e.nodes.iter().enumerate() {
+        let admin = support::admin_addr_in_log(&e.log(i))
+            .unwrap_or_else(|| panic!("server {} logged no admin address", node.id));
+        let ask = |name: &str| blocking(|| support::admin_command(admin, name));
+        let lead = ask("leader");
+        assert_eq!(lead["is_leader"], i == leader, "server {}: {lead}", node.id);
+        assert_eq!(lead["leader_id"], leader_id, "server {}: {lead}", node.id);
+        let zab = ask("zabstate");
+        assert_eq!(zab["zabstate"], "broadcast", "server {}: {zab}", node.id);
+        assert_eq!(
+            zab["voting"],
+            node.role != Role::Observer,
+            "server {}: {zab}",
+            node.id
+        );
+        let view = ask("voting_view");
+        let voters: Vec<&String> = view["current_config"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(voters, ["1", "2", "3"], "server {}: {view}", node.id);
+        let spec = view["current_config"]["1"].as_str().unwrap_or_default();
+        assert!(spec.ends_with(":participant"), "server {}: {view}", node.id);
+        if i == leader {
+            let observers = ask("observers");
+            assert_eq!(observers["synced_observers"], 1, "{observers}");
+        }
+    }
 }
 
 /// A killed follower is no longer a synced follower of the leader (ZooKeeper counts the

@@ -130,7 +130,14 @@ fn a_killed_leader_is_replaced_before_an_election_would_start() {
 
 #[test]
 fn a_member_without_quorum_serves_read_only_clients() {
-    let mut e = Ensemble::participants(3, &["readonlymode.enabled=true"]);
+    let mut e = Ensemble::participants(
+        3,
+        &[
+            "readonlymode.enabled=true",
+            "admin.enableServer=true",
+            "admin.serverPort=0",
+        ],
+    );
     let leader = e.start_all();
     let survivor = (leader + 1) % 3;
     // Written through the survivor: its reply comes once the survivor has applied it.
@@ -176,6 +183,10 @@ fn a_member_without_quorum_serves_read_only_clients() {
     );
     // A client that does not allow read-only is still refused.
     assert!(RawSession::connect(e.addr(survivor), 10_000).is_err());
+    // `isro` and the admin server say so, as ZooKeeper's read-only server does.
+    assert_eq!(e.nodes[survivor].four_letter("isro"), "ro");
+    let admin = support::admin_addr_in_log(&e.log(survivor)).expect("admin address in the log");
+    assert_eq!(support::admin_command(admin, "isro")["read_only"], true);
 
     // The quorum comes back: the read-only session ends, read-write sessions open.
     for i in (0..3).filter(|i| *i != survivor) {
@@ -190,6 +201,8 @@ fn a_member_without_quorum_serves_read_only_clients() {
     let mut rw = connect_retrying(&e, survivor, 30);
     assert!(!rw.read_only);
     assert_eq!(create(&mut rw, "/after", b"y"), OK);
+    assert_eq!(e.nodes[survivor].four_letter("isro"), "rw");
+    assert_eq!(support::admin_command(admin, "isro")["read_only"], false);
 }
 
 #[test]

@@ -38,6 +38,7 @@ impl Server {
         props.insert("dataDir".into(), dir.path().display().to_string());
         props.insert("clientPort".into(), "0".into());
         props.insert("clientPortAddress".into(), "127.0.0.1".into());
+        props.insert("admin.enableServer".into(), "false".into());
         let config = corral_server::config::ServerConfig::from_properties(&props).expect("config");
         let server = corral_server::start(config).await.expect("server starts");
         Server {

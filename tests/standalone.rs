@@ -28,6 +28,7 @@ impl TestServer {
         props.insert("dataDir".into(), dir.path().display().to_string());
         props.insert("clientPort".into(), "0".into());
         props.insert("clientPortAddress".into(), "127.0.0.1".into());
+        props.insert("admin.enableServer".into(), "false".into());
         props.insert("4lw.commands.whitelist".into(), "*".into());
         for (k, v) in extra {
             props.insert(k.to_string(), v.to_string());

@@ -279,7 +279,7 @@ fn refused_start(dir: &Path, tls_lines: &str) -> String {
     write(
         &cfg,
         format!(
-            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\n{tls_lines}",
+            "tickTime=2000\ndataDir={}\nclientPort={}\nsecureClientPort={}\nadmin.enableServer=false\n{tls_lines}",
             dir.join("data").display(),
             free_port(),
             free_port()

@@ -130,6 +130,46 @@ pub fn zookeeper_available() -> bool {
     false
 }
 
+/// What Apache ZooKeeper's AdminServer needs on the classpath (Debian's `libjetty9-java`,
+/// `libservlet-api-java` and `libjackson2-databind-java`).
+const ZK_ADMIN_JARS: &[&str] = &[
+    "/usr/share/java/jetty9-server.jar",
+    "/usr/share/java/jetty9-servlet.jar",
+    "/usr/share/java/jetty9-security.jar",
+    "/usr/share/java/jetty9-util.jar",
+    "/usr/share/java/jetty9-http.jar",
+    "/usr/share/java/jetty9-io.jar",
+    "/usr/share/java/servlet-api.jar",
+    "/usr/share/java/jackson-databind.jar",
+    "/usr/share/java/jackson-core.jar",
+    "/usr/share/java/jackson-annotations.jar",
+];
+
+/// True when Apache ZooKeeper can run its AdminServer here (see [`ZK_ADMIN_JARS`]); as
+/// [`zookeeper_available`], a panic under CI when it cannot.
+pub fn zookeeper_admin_available() -> bool {
+    if !zookeeper_available() {
+        return false;
+    }
+    let missing: Vec<&str> = ZK_ADMIN_JARS
+        .iter()
+        .copied()
+        .filter(|jar| !Path::new(jar).is_file())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "Apache ZooKeeper's AdminServer cannot run: missing {missing:?}; install \
+         libjetty9-java, libservlet-api-java and libjackson2-databind-java (see .ci/run)"
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
 /// Writes `zoo.cfg` into `dir` with the settings every test server shares, plus `extra`
 /// lines (`key=value`), and returns its path.
 fn write_zoo_cfg(dir: &Path, port: u16, extra: &[&str]) -> PathBuf {
@@ -290,6 +330,14 @@ impl ApacheZk {
         // of printing "NOP logger" and nothing else.
         if Path::new("/usr/share/java/slf4j-simple.jar").is_file() {
             classpath.push_str(":/usr/share/java/slf4j-simple.jar");
+        }
+        // Its AdminServer runs on Jetty, which Debian's package leaves to the classpath;
+        // it is loaded only when a test turns the admin server on.
+        for jar in ZK_ADMIN_JARS {
+            if Path::new(jar).is_file() {
+                classpath.push(':');
+                classpath.push_str(jar);
+            }
         }
         let mut cmd = Command::new("java");
         // ZooKeeper reads some settings only as Java system properties, under names that
@@ -557,4 +605,66 @@ impl Server {
             Server::CorralEnsemble(e) => e.dir(),
         }
     }
+}
+
+/// One HTTP/1.1 request; the status code and the body.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        unchunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// `GET /commands/<name>` of an admin server, as JSON.
+pub fn admin_command(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", &format!("/commands/{name}"));
+    assert_eq!(status, 200, "{name}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {body}"))
+}
+
+/// Where a server says its admin server listens (`admin.serverPort=0` picks a free port).
+pub fn admin_addr_in_log(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter(|l| l.contains("admin server listening"))
+        .find_map(|l| l.split("admin_addr=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
 }

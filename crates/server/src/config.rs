@@ -109,6 +109,37 @@ pub struct ServerConfig {
     /// `secureClientPort` and its `ssl.*` settings: a second client port
     /// that speaks TLS.
     pub secure_client: Option<SecureClientConfig>,
+    /// The admin HTTP server (`admin.*`): ZooKeeper's JSON commands.
+    pub admin: AdminConfig,
+    /// The zoo.cfg text the server started from (`initial_configuration`).
+    pub source_text: String,
+}
+
+/// The admin HTTP server, as ZooKeeper's `admin.*` settings describe it: on
+/// by default, port 8080, commands under `/commands`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// `admin.enableServer`.
+    pub enabled: bool,
+    /// `admin.serverAddress`; unset, the client port's address. (ZooKeeper's
+    /// default is every address; Corral's client port already defaults to
+    /// loopback, and its admin port follows it.)
+    pub address: Option<IpAddr>,
+    /// `admin.serverPort`.
+    pub port: u16,
+    /// `admin.commandURL`.
+    pub command_url: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            enabled: true,
+            address: None,
+            port: 8080,
+            command_url: "/commands".to_string(),
+        }
+    }
 }
 
 /// How client certificates are asked for (`ssl.clientAuth`).
@@ -177,6 +208,8 @@ impl ServerConfig {
             container_max_never_used_interval_ms: 0,
             servers: Vec::new(),
             my_id: None,
+            admin: AdminConfig::default(),
+            source_text: String::new(),
         }
     }
 
@@ -195,6 +228,7 @@ impl ServerConfig {
         let props: BTreeMap<String, String> = props.into_iter().collect();
         let mut cfg = ServerConfig::from_properties(&props)?;
         cfg.source = Some(path.to_path_buf());
+        cfg.source_text = std::fs::read_to_string(path).unwrap_or_default();
         // ZooKeeper 3.5+ keeps the server lines in a separate file named by
         // `dynamicConfigFile` (written by reconfig); an ensemble's zoo.cfg of
         // that shape must work unchanged.
@@ -312,6 +346,23 @@ impl ServerConfig {
                         "none" => ClientAuth::None,
                         _ => return Err(bad(key, value, "expected need, want or none")),
                     }
+                }
+                "admin.enableServer" | "zookeeper.admin.enableServer" => {
+                    cfg.admin.enabled = parse_bool(key, value)?
+                }
+                "admin.serverAddress" | "zookeeper.admin.serverAddress" => {
+                    cfg.admin.address = Some(parse_addr(key, value)?)
+                }
+                "admin.serverPort" | "zookeeper.admin.serverPort" => {
+                    cfg.admin.port = parse(key, value)?
+                }
+                "admin.commandURL" | "zookeeper.admin.commandURL" => {
+                    cfg.admin.command_url = parse_command_url(key, value)?
+                }
+                "admin.forceHttps" | "admin.portUnification" | "admin.needClientAuth"
+                    if value.eq_ignore_ascii_case("true") =>
+                {
+                    tracing::warn!(key = %key, "the admin server speaks plain HTTP only; {key} is ignored");
                 }
                 // Keys ZooKeeper knows that have no effect on Corral.
                 "electionAlg"
@@ -456,6 +507,16 @@ fn parse_addr(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     parse(key, value)
+}
+
+/// `admin.commandURL`: an absolute path; a trailing `/` is dropped (the
+/// commands live below it either way).
+fn parse_command_url(key: &str, value: &str) -> Result<String, ConfigError> {
+    let url = value.trim_end_matches('/');
+    if !value.starts_with('/') || url.contains(['?', '#', ' ']) {
+        return Err(bad(key, value, "expected a path such as /commands"));
+    }
+    Ok(url.to_string())
 }
 
 fn parse_whitelist(value: &str) -> FourLetterWhitelist {
@@ -620,6 +681,42 @@ mod tests {
         assert_eq!(cfg.negotiate_timeout(100), 4000);
         assert_eq!(cfg.negotiate_timeout(1_000_000), 40000);
         assert_eq!(cfg.data_log_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn admin_server_is_on_port_8080_unless_zoo_cfg_says_otherwise() {
+        let base = [("dataDir", "/tmp/x"), ("clientPort", "2182")];
+        let cfg = ServerConfig::from_properties(&props(&base)).unwrap();
+        assert!(cfg.admin.enabled);
+        assert_eq!(cfg.admin.port, 8080);
+        assert_eq!(cfg.admin.address, None);
+        assert_eq!(cfg.admin.command_url, "/commands");
+        let cfg = ServerConfig::from_properties(&props(
+            &[
+                &base[..],
+                &[
+                    ("admin.serverPort", "9090"),
+                    ("admin.serverAddress", "127.0.0.2"),
+                    ("admin.commandURL", "/zk/"),
+                    ("admin.enableServer", "false"),
+                ],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        assert!(!cfg.admin.enabled);
+        assert_eq!(cfg.admin.port, 9090);
+        assert_eq!(cfg.admin.address, Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(cfg.admin.command_url, "/zk");
+        for (key, value) in [
+            ("admin.serverPort", "http"),
+            ("admin.commandURL", "commands"),
+            ("admin.enableServer", "maybe"),
+        ] {
+            let err = ServerConfig::from_properties(&props(&[&base[..], &[(key, value)]].concat()))
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub(crate) fn handshake_timeout(shared: &Shared) -> Duration {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    serve_io(shared, rd, wr, addr).await;
+    serve_io(shared, rd, wr, addr, false).await;
 }
 
 /// Serves a connection that is not a bare TCP stream (TLS on
@@ -54,10 +54,10 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
-    serve_io(shared, rd, wr, addr).await;
+    serve_io(shared, rd, wr, addr, true).await;
 }
 
-async fn serve_io<R, W>(shared: Arc<Shared>, mut rd: R, mut wr: W, addr: SocketAddr)
+async fn serve_io<R, W>(shared: Arc<Shared>, mut rd: R, mut wr: W, addr: SocketAddr, secure: bool)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -115,13 +115,9 @@ where
     let stop = Arc::new(Notify::new());
     let conn_id = shared.next_conn_id();
 
-    let outcome = handshake(
-        &shared,
-        conn_id,
-        addr,
-        &request,
-        ConnState::new(addr, tx.clone(), queued, stop.clone(), shared.stats.clone()),
-    );
+    let mut conn = ConnState::new(addr, tx.clone(), queued, stop.clone(), shared.stats.clone());
+    conn.secure = secure;
+    let outcome = handshake(&shared, conn_id, addr, &request, conn);
     let proposal = match outcome {
         Handshake::Refused => {
             let _ = tx.send(Outbound::Close);
@@ -167,9 +163,7 @@ fn handshake(
     mut conn: ConnState,
 ) -> Handshake {
     if !shared.is_serving() {
-        let read_only_mode =
-            shared.config.readonly_mode_enabled && !shared.config.servers.is_empty();
-        if read_only_mode && request.read_only == Some(true) {
+        if shared.is_read_only() && request.read_only == Some(true) {
             return read_only_handshake(shared, conn_id, addr, request, conn);
         }
         tracing::info!(%addr, "refusing a client: this server has no quorum yet");

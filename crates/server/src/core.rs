@@ -91,6 +91,8 @@ pub struct ConnState {
     /// Accepted by this server while it had no quorum (read-only mode): reads
     /// only, and the session is this server's alone (it is not in the log).
     pub read_only: bool,
+    /// Came in on `secureClientPort` (TLS).
+    pub secure: bool,
     /// `ip:<addr>` first, then ids added by `auth`.
     pub auth: Vec<Id>,
     pub pending: VecDeque<Pending>,
@@ -125,6 +127,7 @@ impl ConnState {
             session_id: 0,
             timeout_ms: 0,
             read_only: false,
+            secure: false,
             auth: vec![Id::new("ip", addr.ip().to_string())],
             pending: VecDeque::new(),
             out,

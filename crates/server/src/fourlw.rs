@@ -41,7 +41,10 @@ pub fn execute(shared: &Shared, word: FourLetterWord, asker: SocketAddr) -> Stri
     }
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
-        FourLetterWord::Isro => out.push_str("rw"),
+        // ZooKeeper's answers: "null" while it serves nobody.
+        FourLetterWord::Isro if shared.is_serving() => out.push_str("rw"),
+        FourLetterWord::Isro if shared.is_read_only() => out.push_str("ro"),
+        FourLetterWord::Isro => out.push_str("null"),
         FourLetterWord::Srvr => server_summary(shared, &mut out, false, asker),
         FourLetterWord::Stat => server_summary(shared, &mut out, true, asker),
         FourLetterWord::Mntr => monitor(shared, &mut out),
@@ -49,18 +52,7 @@ pub fn execute(shared: &Shared, word: FourLetterWord, asker: SocketAddr) -> Stri
         FourLetterWord::Envi => environment(&mut out),
         FourLetterWord::Cons => connections(shared, &mut out, true, asker),
         FourLetterWord::Crst => {
-            let mut core = shared.core.lock();
-            for conn in core.conns.values_mut() {
-                conn.packets_received = 0;
-                conn.packets_sent = 0;
-                conn.latency_count = 0;
-                conn.last_op = "NA";
-                conn.last_xid = -1;
-                conn.last_zxid = -1;
-                conn.latency_total_ms = 0;
-                conn.latency_max_ms = 0;
-                conn.latency_min_ms = 0;
-            }
+            reset_connection_stats(shared);
             out.push_str("Connection stats reset.\n");
         }
         FourLetterWord::Srst => {
@@ -110,6 +102,22 @@ pub fn execute(shared: &Shared, word: FourLetterWord, asker: SocketAddr) -> Stri
     out
 }
 
+/// `crst`: every connection's counters back to a new connection's.
+pub(crate) fn reset_connection_stats(shared: &Shared) {
+    let mut core = shared.core.lock();
+    for conn in core.conns.values_mut() {
+        conn.packets_received = 0;
+        conn.packets_sent = 0;
+        conn.latency_count = 0;
+        conn.last_op = "NA";
+        conn.last_xid = -1;
+        conn.last_zxid = -1;
+        conn.latency_total_ms = 0;
+        conn.latency_max_ms = 0;
+        conn.latency_min_ms = 0;
+    }
+}
+
 fn server_summary(shared: &Shared, out: &mut String, with_clients: bool, asker: SocketAddr) {
     let _ = writeln!(out, "Zookeeper version: {}", version_string());
     if with_clients {
@@ -140,7 +148,7 @@ fn server_summary(shared: &Shared, out: &mut String, with_clients: bool, asker: 
     let _ = writeln!(out, "Node count: {}", core.tree.node_count());
 }
 
-fn outstanding(core: &crate::core::Core) -> usize {
+pub(crate) fn outstanding(core: &crate::core::Core) -> usize {
     core.conns.values().map(|c| c.pending.len()).sum()
 }
 
@@ -190,91 +198,85 @@ fn java_double_4(value: f64) -> String {
 }
 
 fn monitor(shared: &Shared, out: &mut String) {
+    for (k, v) in monitor_figures(shared) {
+        match v {
+            serde_json::Value::String(text) => {
+                let _ = writeln!(out, "{k}\t{text}");
+            }
+            other => {
+                let _ = writeln!(out, "{k}\t{other}");
+            }
+        }
+    }
+}
+
+/// The figures `mntr` prints, by their `mntr` names (the admin server's
+/// `monitor` drops the `zk_` prefix). Numbers stay numbers, so the admin
+/// server's JSON has them typed; an average is a double as Java prints it.
+pub(crate) fn monitor_figures(shared: &Shared) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
     let (min, avg, max) = shared.stats.latency();
     let core = shared.core.lock();
-    let (_, _, data_watches) = core.watches.summary();
-    let _ = data_watches;
-    let lines: Vec<(&str, String)> = vec![
-        ("zk_version", version_string()),
-        ("zk_server_state", shared.mode().to_string()),
-        ("zk_avg_latency", java_double_4(avg)),
-        ("zk_max_latency", max.to_string()),
-        ("zk_min_latency", min.to_string()),
+    let stats = &shared.stats;
+    let mut figures: Vec<(&str, serde_json::Value)> = vec![
+        ("zk_version", json!(version_string())),
+        ("zk_server_state", json!(shared.mode())),
+        ("zk_avg_latency", json!((avg * 10_000.0).round() / 10_000.0)),
+        ("zk_max_latency", json!(max)),
+        ("zk_min_latency", json!(min)),
         (
             "zk_packets_received",
-            shared
-                .stats
-                .packets_received
-                .load(Ordering::Relaxed)
-                .to_string(),
+            json!(stats.packets_received.load(Ordering::Relaxed)),
         ),
         (
             "zk_packets_sent",
-            shared
-                .stats
-                .packets_sent
-                .load(Ordering::Relaxed)
-                .to_string(),
+            json!(stats.packets_sent.load(Ordering::Relaxed)),
         ),
-        (
-            "zk_num_alive_connections",
-            (core.conns.len() + 1).to_string(),
-        ),
-        ("zk_outstanding_requests", outstanding(&core).to_string()),
-        ("zk_znode_count", core.tree.node_count().to_string()),
-        ("zk_watch_count", core.watches.watch_count().to_string()),
-        (
-            "zk_ephemerals_count",
-            core.tree.ephemeral_count().to_string(),
-        ),
+        ("zk_num_alive_connections", json!(core.conns.len() + 1)),
+        ("zk_outstanding_requests", json!(outstanding(&core))),
+        ("zk_znode_count", json!(core.tree.node_count())),
+        ("zk_watch_count", json!(core.watches.watch_count())),
+        ("zk_ephemerals_count", json!(core.tree.ephemeral_count())),
         (
             "zk_approximate_data_size",
-            core.tree.approximate_data_size().to_string(),
+            json!(core.tree.approximate_data_size()),
         ),
-        ("zk_open_file_descriptor_count", open_fds().to_string()),
-        ("zk_max_file_descriptor_count", max_fds().to_string()),
+        ("zk_open_file_descriptor_count", json!(open_fds())),
+        ("zk_max_file_descriptor_count", json!(max_fds())),
         (
             "zk_uptime",
-            shared.stats.started.elapsed().as_millis().to_string(),
+            json!(stats.started.elapsed().as_millis() as u64),
         ),
-        ("zk_global_sessions", core.sessions.len().to_string()),
-        ("zk_local_sessions", "0".to_string()),
-        ("zk_connection_drop_probability", "0.0".to_string()),
-        ("zk_outstanding_tls_handshake", "0".to_string()),
+        ("zk_global_sessions", json!(core.sessions.len())),
+        ("zk_local_sessions", json!(0)),
+        ("zk_connection_drop_probability", json!(0.0)),
+        ("zk_outstanding_tls_handshake", json!(0)),
         (
             "zk_auth_failed_count",
-            shared.stats.auth_failed.load(Ordering::Relaxed).to_string(),
+            json!(stats.auth_failed.load(Ordering::Relaxed)),
         ),
-        ("zk_last_client_response_size", "-1".to_string()),
-        ("zk_max_client_response_size", "-1".to_string()),
-        ("zk_min_client_response_size", "-1".to_string()),
-        ("zk_non_mtls_remote_conn_count", "0".to_string()),
-        ("zk_non_mtls_local_conn_count", "0".to_string()),
-        ("corral_rss_bytes", rss_bytes().to_string()),
+        ("zk_last_client_response_size", json!(-1)),
+        ("zk_max_client_response_size", json!(-1)),
+        ("zk_min_client_response_size", json!(-1)),
+        ("zk_non_mtls_remote_conn_count", json!(0)),
+        ("zk_non_mtls_local_conn_count", json!(0)),
+        ("corral_rss_bytes", json!(rss_bytes())),
     ];
-    let mut lines = lines;
+    drop(core);
     if let Some(m) = shared.replica.get().map(|r| r.metrics()) {
         if shared.mode() == "leader" {
-            lines.push(("zk_learners", m.learners_count.to_string()));
-            lines.push(("zk_synced_observers", m.synced_learners.to_string()));
-            lines.push(("zk_followers", m.followers.to_string()));
-            lines.push(("zk_synced_followers", m.synced_followers.to_string()));
-            lines.push(("zk_pending_syncs", "0".to_string()));
+            figures.push(("zk_learners", json!(m.learners_count)));
+            figures.push(("zk_synced_observers", json!(m.synced_learners)));
+            figures.push(("zk_followers", json!(m.followers)));
+            figures.push(("zk_synced_followers", json!(m.synced_followers)));
+            figures.push(("zk_pending_syncs", json!(0)));
         }
-        lines.push(("corral_raft_term", m.current_term.to_string()));
-        lines.push(("corral_log_fsyncs", m.log_fsyncs.to_string()));
-        lines.push((
-            "corral_log_entries_written",
-            m.log_entries_written.to_string(),
-        ));
-        lines.push((
-            "corral_log_fsync_micros_avg",
-            m.log_fsync_micros_avg.to_string(),
-        ));
+        figures.push(("corral_raft_term", json!(m.current_term)));
+        figures.push(("corral_log_fsyncs", json!(m.log_fsyncs)));
+        figures.push(("corral_log_entries_written", json!(m.log_entries_written)));
+        figures.push(("corral_log_fsync_micros_avg", json!(m.log_fsync_micros_avg)));
     }
-    for (k, v) in lines {
-        let _ = writeln!(out, "{k}\t{v}");
-    }
+    figures
 }
 
 fn conf(shared: &Shared, out: &mut String) {
@@ -297,6 +299,13 @@ fn conf(shared: &Shared, out: &mut String) {
 
 fn environment(out: &mut String) {
     out.push_str("Environment:\n");
+    for (k, v) in environment_entries() {
+        let _ = writeln!(out, "{k}={v}");
+    }
+}
+
+/// What `envi` lists, by Java's names for them.
+pub(crate) fn environment_entries() -> Vec<(&'static str, String)> {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
@@ -307,7 +316,7 @@ fn environment(out: &mut String) {
         .unwrap_or_else(account_name);
     let home = std::env::var("HOME").unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let lines = [
+    vec![
         ("zookeeper.version", version_string()),
         ("host.name", host.trim().to_string()),
         ("corral.version", env!("CARGO_PKG_VERSION").to_string()),
@@ -324,13 +333,10 @@ fn environment(out: &mut String) {
             "os.memory.total",
             format!("{}MB", rss_bytes() / (1024 * 1024)),
         ),
-    ];
-    for (k, v) in lines {
-        let _ = writeln!(out, "{k}={v}");
-    }
+    ]
 }
 
-fn dir_size(path: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -344,13 +350,13 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn open_fds() -> usize {
+pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
-fn max_fds() -> u64 {
+pub(crate) fn max_fds() -> u64 {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     limits
         .lines()
@@ -415,16 +421,9 @@ fn java_arch() -> &'static str {
 /// in ZooKeeper's layout.
 fn dump(shared: &Shared, out: &mut String) {
     let core = shared.core.lock();
-    let now = std::time::Instant::now();
-    let wall_now = crate::write_path::wall_clock_ms();
-    let to_wall = |deadline: std::time::Instant| {
-        let ahead = deadline.saturating_duration_since(now).as_millis() as i64;
-        wall_now + ahead
-    };
-    let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
-    for (id, s) in core.sessions.iter() {
-        buckets.entry(to_wall(s.deadline)).or_default().push(*id);
-    }
+    let to_wall = wall_clock_of();
+    let wall_now = to_wall(std::time::Instant::now());
+    let buckets = session_expiry_buckets(&core);
     out.push_str("SessionTracker dump:\n");
     let _ = writeln!(
         out,
@@ -439,16 +438,9 @@ fn dump(shared: &Shared, out: &mut String) {
         }
     }
     out.push_str("ephemeral nodes dump:\n");
-    let mut owners: Vec<(i64, Vec<String>)> = core
-        .sessions
-        .iter()
-        .map(|(id, _)| (*id, core.tree.get_ephemerals(*id, "/")))
-        .filter(|(_, e)| !e.is_empty())
-        .collect();
-    owners.sort();
+    let owners = ephemerals_by_session(&core);
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
-    for (id, mut paths) in owners {
-        paths.sort();
+    for (id, paths) in owners {
         let _ = writeln!(out, "0x{id:x}:");
         for p in paths {
             let _ = writeln!(out, "\t{p}");
@@ -483,6 +475,41 @@ fn dump(shared: &Shared, out: &mut String) {
             let _ = writeln!(out, "\tip: /{addr} sessionId: 0x{sid:x}");
         }
     }
+}
+
+/// Turns a deadline on the monotonic clock into wall-clock ms, as ZooKeeper
+/// reports expiry times.
+fn wall_clock_of() -> impl Fn(std::time::Instant) -> i64 {
+    let now = std::time::Instant::now();
+    let wall_now = crate::write_path::wall_clock_ms();
+    move |deadline| wall_now + deadline.saturating_duration_since(now).as_millis() as i64
+}
+
+/// Sessions by the wall-clock ms their expiry is due at (`dump`).
+pub(crate) fn session_expiry_buckets(
+    core: &crate::core::Core,
+) -> std::collections::BTreeMap<i64, Vec<i64>> {
+    let to_wall = wall_clock_of();
+    let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for (id, s) in core.sessions.iter() {
+        buckets.entry(to_wall(s.deadline)).or_default().push(*id);
+    }
+    buckets
+}
+
+/// Each session that owns ephemerals, with their paths, both sorted (`dump`).
+pub(crate) fn ephemerals_by_session(core: &crate::core::Core) -> Vec<(i64, Vec<String>)> {
+    let mut owners: Vec<(i64, Vec<String>)> = core
+        .sessions
+        .iter()
+        .map(|(id, _)| (*id, core.tree.get_ephemerals(*id, "/")))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    for (_, paths) in &mut owners {
+        paths.sort();
+    }
+    owners.sort();
+    owners
 }
 
 /// Java's `Date.toString()` in UTC: `Sun Nov 22 06:31:14 UTC 2026`.

@@ -6,6 +6,7 @@
 //! `write_path` turns writes into log entries, `replicate` commits them and
 //! `apply` applies them on every server, firing watches and replying.
 
+pub mod admin;
 pub mod apply;
 pub mod config;
 pub mod connection;
@@ -68,6 +69,12 @@ impl Shared {
             && (self.config.servers.is_empty() || replicate::joined(self))
     }
 
+    /// Cut off from its quorum with `readonlymode.enabled`: the server takes
+    /// read-only clients (ZooKeeper runs its ReadOnlyZooKeeperServer then).
+    pub fn is_read_only(&self) -> bool {
+        !self.is_serving() && self.config.readonly_mode_enabled && !self.config.servers.is_empty()
+    }
+
     /// Only the leader expires sessions and reaps containers.
     pub fn is_leader(&self) -> bool {
         self.replica.get().is_some_and(|r| r.is_leader())
@@ -79,6 +86,8 @@ pub struct RunningServer {
     pub client_addr: SocketAddr,
     /// Where TLS clients connect (`secureClientPort`), when configured.
     pub secure_client_addr: Option<SocketAddr>,
+    /// Where the admin HTTP server listens, when it is on and got its port.
+    pub admin_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     replica: replicate::ReplicaHandle,
@@ -163,6 +172,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tokio::spawn(housekeeping::expire_sessions(shared.clone())),
         tokio::spawn(housekeeping::reap_containers(shared.clone())),
     ];
+    let mut admin_addr = None;
+    if let Some((bound, task)) = admin::start(shared.clone()).await {
+        admin_addr = Some(bound);
+        tasks.push(task);
+    }
     let mut secure_client_addr = None;
     if let Some((listener, bound, acceptor)) = secure_listener {
         secure_client_addr = Some(bound);
@@ -175,6 +189,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     Ok(RunningServer {
         secure_client_addr,
+        admin_addr,
         client_addr,
         shared,
         tasks,

@@ -58,7 +58,12 @@ impl Applier for TreeApplier {
     /// entries applied so far, as openraft's snapshot metadata says.
     fn begin_snapshot(&self) -> SnapshotWriter {
         let capture = self.capture();
-        Box::new(move |out: &mut dyn std::io::Write| capture.write(out))
+        let stats = self.shared.stats.clone();
+        Box::new(move |out: &mut dyn std::io::Write| {
+            capture.write(out)?;
+            stats.snapshot_taken(capture.last_zxid());
+            Ok(())
+        })
     }
     fn restore(&self, data: &[u8]) -> Result<(), String> {
         self.restore_from(&mut &data[..])
@@ -69,6 +74,7 @@ impl Applier for TreeApplier {
     fn restore_from(&self, data: &mut dyn std::io::Read) -> Result<(), String> {
         let config = self.shared.core.lock().tree.config();
         let tree = DataTree::read_snapshot(&mut &mut *data, config).map_err(|e| e.to_string())?;
+        self.shared.stats.snapshot_taken(tree.last_zxid());
         let mut core = self.shared.core.lock();
         core.tree = tree;
         crate::install_config_node(&self.shared.config, &mut core);

@@ -14,6 +14,9 @@ pub struct ServerStats {
     latency_count: AtomicU64,
     pub auth_failed: AtomicU64,
     pub outstanding_requests: AtomicI64,
+    /// The newest snapshot made or loaded: its last zxid and when (Unix
+    /// seconds), for the admin server's `last_snapshot`.
+    last_snapshot: parking_lot::Mutex<Option<(i64, i64)>>,
 }
 
 impl Default for ServerStats {
@@ -28,6 +31,7 @@ impl Default for ServerStats {
             latency_count: AtomicU64::new(0),
             auth_failed: AtomicU64::new(0),
             outstanding_requests: AtomicI64::new(0),
+            last_snapshot: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -53,6 +57,19 @@ impl ServerStats {
             total as f64 / count as f64,
             self.latency_max_ms.load(Ordering::Relaxed),
         )
+    }
+
+    /// Notes a snapshot that now holds the tree up to `zxid`.
+    pub fn snapshot_taken(&self, zxid: i64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        *self.last_snapshot.lock() = Some((zxid, now));
+    }
+
+    /// The newest snapshot's (zxid, Unix seconds), if there is one.
+    pub fn last_snapshot(&self) -> Option<(i64, i64)> {
+        *self.last_snapshot.lock()
     }
 
     pub fn reset(&self) {

@@ -144,6 +144,7 @@ pub async fn corral_quorum_of_one(extra: &[(&str, &str)]) -> TestServer {
     let mut all: Vec<(&str, &str)> = vec![
         ("server.1", member.as_str()),
         ("clientPort", port.as_str()),
+        ("admin.enableServer", "false"),
         ("standaloneEnabled", "false"),
         ("initLimit", "10"),
         ("syncLimit", "5"),
@@ -163,6 +164,7 @@ async fn start_corral_as(extra: &[(&str, &str)], myid: Option<u32>) -> TestServe
     props.insert("dataDir".into(), dir.path().display().to_string());
     props.insert("clientPort".into(), "0".into());
     props.insert("clientPortAddress".into(), "127.0.0.1".into());
+    props.insert("admin.enableServer".into(), "false".into());
     props.insert("4lw.commands.whitelist".into(), "*".into());
     props.insert("extendedTypesEnabled".into(), "true".into());
     props.insert("superDigest".into(), SUPER_DIGEST.into());
