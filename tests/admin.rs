@@ -160,6 +160,7 @@ async fn admin_commands_answer_with_zookeepers_fields_names_and_errors() {
         let monitor = command(addr, "monitor");
         assert_eq!(monitor["server_state"], "standalone", "{who}");
         assert_eq!(monitor["ephemerals_count"], 1, "{who}");
+        assert_eq!(monitor["num_alive_connections"], 1, "{who}: {monitor:#}");
         let cons = command(addr, "connections");
         let listed: Vec<i64> = cons["connections"]
             .as_array()
@@ -218,4 +219,51 @@ async fn a_taken_admin_port_is_logged_and_clients_are_served() {
         "the log should say why there is no admin server:\n{log}"
     );
     drop(taken);
+}
+
+/// `metricsProvider.className=…PrometheusMetricsProvider` serves `GET /metrics` on
+/// `metricsProvider.httpPort`, with `mntr`'s figures under ZooKeeper's Prometheus names.
+/// (Debian ships no Prometheus client for Java, so there is no ZooKeeper to compare with.)
+#[tokio::test]
+async fn prometheus_metrics_carry_the_monitor_figures() {
+    let port = free_port();
+    let lines = [
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider".to_string(),
+        "metricsProvider.httpHost=127.0.0.1".to_string(),
+        format!("metricsProvider.httpPort={port}"),
+    ];
+    let corral = CorralServer::start_with(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let client = support::connect(corral.addr()).await;
+    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    for i in 0..3 {
+        client
+            .create(&format!("/metric-{i}"), b"", &opts)
+            .await
+            .expect("create");
+    }
+    let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (status, text) = http(metrics, "GET", "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let sample = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert!(text.contains("# TYPE znode_count gauge"), "{text}");
+    // The root, /zookeeper, its config and quota nodes, and the three made here.
+    let mntr = support::four_letter(corral.addr(), "mntr").expect("mntr");
+    let znodes: f64 = mntr
+        .lines()
+        .find_map(|l| l.strip_prefix("zk_znode_count\t"))
+        .and_then(|v| v.parse().ok())
+        .expect("zk_znode_count");
+    assert_eq!(sample("znode_count"), znodes);
+    assert!(znodes >= 3.0 + 4.0, "{mntr}");
+    assert_eq!(sample("num_alive_connections"), 1.0);
+    assert!(
+        !text.contains("server_state"),
+        "text figures have no place: {text}"
+    );
+    assert_eq!(http(metrics, "GET", "/elsewhere").0, 404);
 }

@@ -111,6 +111,9 @@ pub struct ServerConfig {
     pub secure_client: Option<SecureClientConfig>,
     /// The admin HTTP server (`admin.*`): ZooKeeper's JSON commands.
     pub admin: AdminConfig,
+    /// Prometheus metrics (`metricsProvider.*`), as ZooKeeper's
+    /// PrometheusMetricsProvider serves them.
+    pub prometheus: PrometheusConfig,
     /// The zoo.cfg text the server started from (`initial_configuration`).
     pub source_text: String,
 }
@@ -129,6 +132,26 @@ pub struct AdminConfig {
     pub port: u16,
     /// `admin.commandURL`.
     pub command_url: String,
+}
+
+/// `metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider`
+/// turns on `GET /metrics` on `metricsProvider.httpPort` (7000).
+#[derive(Debug, Clone)]
+pub struct PrometheusConfig {
+    pub enabled: bool,
+    /// `metricsProvider.httpHost`; unset, the client port's address.
+    pub address: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> PrometheusConfig {
+        PrometheusConfig {
+            enabled: false,
+            address: None,
+            port: 7000,
+        }
+    }
 }
 
 impl Default for AdminConfig {
@@ -209,6 +232,7 @@ impl ServerConfig {
             servers: Vec::new(),
             my_id: None,
             admin: AdminConfig::default(),
+            prometheus: PrometheusConfig::default(),
             source_text: String::new(),
         }
     }
@@ -263,6 +287,7 @@ impl ServerConfig {
         let mut key_store = StoreConfig::default();
         let mut trust_store = StoreConfig::default();
         let mut client_auth = ClientAuth::Need;
+        let mut metrics_provider: Option<bool> = None;
         for (key, raw) in props {
             let value = raw.trim();
             match key.as_str() {
@@ -359,6 +384,15 @@ impl ServerConfig {
                 "admin.commandURL" | "zookeeper.admin.commandURL" => {
                     cfg.admin.command_url = parse_command_url(key, value)?
                 }
+                "metricsProvider.className" => {
+                    // ZooKeeper's Prometheus provider is the one that serves anything;
+                    // its default (the null provider) and others serve nothing here.
+                    metrics_provider = Some(value.ends_with(".PrometheusMetricsProvider"));
+                }
+                "metricsProvider.httpPort" => cfg.prometheus.port = parse(key, value)?,
+                "metricsProvider.httpHost" => {
+                    cfg.prometheus.address = Some(parse_addr(key, value)?)
+                }
                 "admin.forceHttps" | "admin.portUnification" | "admin.needClientAuth"
                     if value.eq_ignore_ascii_case("true") =>
                 {
@@ -374,7 +408,6 @@ impl ServerConfig {
                 | "localSessionsEnabled"
                 | "localSessionsUpgradingEnabled"
                 | "dynamicConfigFile"
-                | "metricsProvider.className"
                 | "forceSync"
                 | "leaderServes"
                 | "cnxTimeout"
@@ -397,6 +430,7 @@ impl ServerConfig {
                 _ => tracing::warn!(key = %key, value = %value, "unknown zoo.cfg key ignored"),
             }
         }
+        cfg.prometheus.enabled = metrics_provider.unwrap_or(false);
         if let Some(port) = secure_port {
             if key_store.location.is_none() {
                 return Err(ConfigError::Missing {
@@ -717,6 +751,42 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn prometheus_metrics_follow_zookeepers_metrics_provider_settings() {
+        let base = [("dataDir", "/tmp/x"), ("clientPort", "2182")];
+        let cfg = ServerConfig::from_properties(&props(&base)).unwrap();
+        assert!(
+            !cfg.prometheus.enabled,
+            "ZooKeeper's default is the null provider"
+        );
+        let provider = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+        let cfg = ServerConfig::from_properties(&props(
+            &[
+                &base[..],
+                &[
+                    ("metricsProvider.className", provider),
+                    ("metricsProvider.httpPort", "7001"),
+                ],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        assert!(cfg.prometheus.enabled);
+        assert_eq!(cfg.prometheus.port, 7001);
+        let cfg = ServerConfig::from_properties(&props(
+            &[
+                &base[..],
+                &[(
+                    "metricsProvider.className",
+                    "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+                )],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        assert!(!cfg.prometheus.enabled);
     }
 
     #[test]

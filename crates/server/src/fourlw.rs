@@ -198,7 +198,7 @@ fn java_double_4(value: f64) -> String {
 }
 
 fn monitor(shared: &Shared, out: &mut String) {
-    for (k, v) in monitor_figures(shared) {
+    for (k, v) in monitor_figures(shared, true) {
         match v {
             serde_json::Value::String(text) => {
                 let _ = writeln!(out, "{k}\t{text}");
@@ -213,7 +213,12 @@ fn monitor(shared: &Shared, out: &mut String) {
 /// The figures `mntr` prints, by their `mntr` names (the admin server's
 /// `monitor` drops the `zk_` prefix). Numbers stay numbers, so the admin
 /// server's JSON has them typed; an average is a double as Java prints it.
-pub(crate) fn monitor_figures(shared: &Shared) -> Vec<(&'static str, serde_json::Value)> {
+/// `asked_on_client_port`: the asking connection is one of the connections
+/// counted, as ZooKeeper counts the connection a four-letter word came on.
+pub(crate) fn monitor_figures(
+    shared: &Shared,
+    asked_on_client_port: bool,
+) -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::json;
     let (min, avg, max) = shared.stats.latency();
     let core = shared.core.lock();
@@ -232,7 +237,10 @@ pub(crate) fn monitor_figures(shared: &Shared) -> Vec<(&'static str, serde_json:
             "zk_packets_sent",
             json!(stats.packets_sent.load(Ordering::Relaxed)),
         ),
-        ("zk_num_alive_connections", json!(core.conns.len() + 1)),
+        (
+            "zk_num_alive_connections",
+            json!(core.conns.len() + usize::from(asked_on_client_port)),
+        ),
         ("zk_outstanding_requests", json!(outstanding(&core))),
         ("zk_znode_count", json!(core.tree.node_count())),
         ("zk_watch_count", json!(core.watches.watch_count())),

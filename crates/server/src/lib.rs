@@ -88,6 +88,8 @@ pub struct RunningServer {
     pub secure_client_addr: Option<SocketAddr>,
     /// Where the admin HTTP server listens, when it is on and got its port.
     pub admin_addr: Option<SocketAddr>,
+    /// Where Prometheus metrics are served (`metricsProvider.*`), when on.
+    pub metrics_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     replica: replicate::ReplicaHandle,
@@ -177,6 +179,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         admin_addr = Some(bound);
         tasks.push(task);
     }
+    let mut metrics_addr = None;
+    if let Some((bound, task)) = admin::start_prometheus(shared.clone()).await {
+        metrics_addr = Some(bound);
+        tasks.push(task);
+    }
     let mut secure_client_addr = None;
     if let Some((listener, bound, acceptor)) = secure_listener {
         secure_client_addr = Some(bound);
@@ -190,6 +197,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     Ok(RunningServer {
         secure_client_addr,
         admin_addr,
+        metrics_addr,
         client_addr,
         shared,
         tasks,

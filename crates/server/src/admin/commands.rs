@@ -200,7 +200,7 @@ fn answer(
             out.insert("leader_ip".into(), json!(leader_ip));
         }
         "monitor" => {
-            for (k, v) in fourlw::monitor_figures(shared) {
+            for (k, v) in fourlw::monitor_figures(shared, false) {
                 out.insert(k.strip_prefix("zk_").unwrap_or(k).into(), v);
             }
         }

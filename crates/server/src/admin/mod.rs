@@ -7,6 +7,7 @@
 //! to exit: the coordination service goes on without its admin port.
 
 pub mod commands;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,26 +30,86 @@ pub async fn start(shared: Arc<Shared>) -> Option<(SocketAddr, tokio::task::Join
     }
     let address = admin.address.unwrap_or(shared.config.client_port_address);
     let wanted = SocketAddr::new(address, admin.port);
-    let listener = match TcpListener::bind(wanted).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::warn!(
-                addr = %wanted,
-                "admin server not started: cannot listen on {wanted}: {e} \
-                 (set admin.serverPort to a free port, or admin.enableServer=false)"
-            );
-            return None;
-        }
-    };
+    let listener = listen(
+        wanted,
+        "admin server",
+        "admin.serverPort",
+        "admin.enableServer=false",
+    )
+    .await?;
     let bound = listener.local_addr().unwrap_or(wanted);
     tracing::info!(admin_addr = %bound, command_url = %admin.command_url, "admin server listening");
     let app = Router::new().fallback(route).with_state(shared);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!("admin server stopped: {e}");
+    Some((bound, serve(listener, app, "admin server")))
+}
+
+/// Serves Prometheus metrics (`GET /metrics`) when zoo.cfg names ZooKeeper's
+/// Prometheus provider; as [`start`] otherwise.
+pub async fn start_prometheus(
+    shared: Arc<Shared>,
+) -> Option<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let prometheus = &shared.config.prometheus;
+    if !prometheus.enabled {
+        return None;
+    }
+    let address = prometheus
+        .address
+        .unwrap_or(shared.config.client_port_address);
+    let wanted = SocketAddr::new(address, prometheus.port);
+    let listener = listen(
+        wanted,
+        "Prometheus metrics",
+        "metricsProvider.httpPort",
+        "no metricsProvider.className",
+    )
+    .await?;
+    let bound = listener.local_addr().unwrap_or(wanted);
+    tracing::info!(metrics_addr = %bound, "Prometheus metrics at /metrics");
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(shared);
+    Some((bound, serve(listener, app, "Prometheus metrics")))
+}
+
+/// Binds an HTTP port, or says in the log why not (and what to change).
+async fn listen(wanted: SocketAddr, what: &str, port_key: &str, off: &str) -> Option<TcpListener> {
+    match TcpListener::bind(wanted).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(
+                addr = %wanted,
+                "{what} not started: cannot listen on {wanted}: {e} \
+                 (set {port_key} to a free port, or {off})"
+            );
+            None
         }
-    });
-    Some((bound, task))
+    }
+}
+
+fn serve(listener: TcpListener, app: Router, what: &'static str) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("{what} stopped: {e}");
+        }
+    })
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match tokio::task::spawn_blocking(move || prometheus::render(&shared)).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("metrics failed: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// Every request comes here: the command list at the command URL, a command
