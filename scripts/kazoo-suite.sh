@@ -5,14 +5,15 @@
 #   scripts/kazoo-suite.sh [CORRAL_BIN] [pytest args…]     # default: target/release/corral
 #
 # kazoo's harness starts a 3-server ensemble with `java … QuorumPeerMain zoo.cfg`; a `java`
-# first on PATH runs `corral server zoo.cfg` for that class (turning the harness's -D
-# options for read-only mode and the super digest into zoo.cfg lines) and the real java
-# for anything else. Its zoo.cfg sets secureClientPort with JKS stores, reconfigEnabled,
-# Netty and SASL settings: Corral reads what it supports and ignores the rest.
+# first on PATH runs `corral server zoo.cfg` for that class (the harness's -D options in
+# SERVER_JVMFLAGS, as zkServer.sh passes them: read-only mode, the super digest, the JAAS
+# file with the SASL DIGEST-MD5 accounts) and the real java for anything else. Its
+# zoo.cfg sets secureClientPort with JKS stores, reconfigEnabled, Netty and SASL
+# settings: Corral reads what it supports and ignores the rest.
 #
 # Python packages go into a venv under target/kazoo-venv (pytest, pyjks and pyOpenSSL < 24
-# for the harness's TLS set-up, objgraph, and kazoo pinned to the version the suite is
-# from). Server logs: target/kazoo-logs/. Exit status: pytest's.
+# for the harness's TLS set-up, objgraph, pure-sasl for the SASL tests, and kazoo pinned
+# to the version the suite is from). Server logs: target/kazoo-logs/. Exit status: pytest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -28,7 +29,7 @@ if [[ ! -x $VENV/bin/python ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
 fi
-"$VENV/bin/pip" install -q "kazoo==2.11.0" pytest pytest-timeout pyjks "pyOpenSSL<24" objgraph
+"$VENV/bin/pip" install -q "kazoo==2.11.0" pytest pytest-timeout pyjks "pyOpenSSL<24" objgraph pure-sasl
 
 SHIM=$(mktemp -d)
 LOGS=$REPO/target/kazoo-logs
@@ -40,14 +41,13 @@ cat >"$SHIM/java" <<EOF
 for a in "\$@"; do
   if [[ \$a == org.apache.zookeeper.server.quorum.QuorumPeerMain ]]; then
     cfg="\${@: -1}"
+    # The JVM's -D flags go where zkServer.sh puts them (read-only mode, the super
+    # digest, the JAAS file with the SASL accounts).
+    flags=""
     for p in "\$@"; do
-      case \$p in
-        -Dreadonlymode.enabled=*) echo "readonlymode.enabled=\${p#*=}" >>"\$cfg" ;;
-        -Dzookeeper.DigestAuthenticationProvider.superDigest=*)
-          echo "DigestAuthenticationProvider.superDigest=\${p#*=}" >>"\$cfg" ;;
-      esac
+      case \$p in -D*) flags="\$flags \$p" ;; esac
     done
-    exec env CORRAL_LOG=\${CORRAL_LOG:-info} "$BIN" server "\$cfg" \
+    exec env CORRAL_LOG=\${CORRAL_LOG:-info} SERVER_JVMFLAGS="\$flags" "$BIN" server "\$cfg" \
       >>"$LOGS/\$(basename "\$(dirname "\$cfg")").log" 2>&1
   fi
 done

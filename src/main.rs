@@ -94,15 +94,23 @@ fn main() -> ExitCode {
 }
 
 fn run_server(config: Option<PathBuf>) -> ExitCode {
-    let config = match config {
-        Some(path) => match corral_server::config::ServerConfig::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("corral: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => corral_server::config::ServerConfig::standalone_default(),
+    use corral_server::config::{jvm_properties, ServerConfig};
+    // zkServer.sh hands these to ZooKeeper's JVM; the ZooKeeper settings in
+    // them (SASL's JAAS file, superUser, authProvider…) apply here too.
+    let flags = ["JVMFLAGS", "SERVER_JVMFLAGS"]
+        .map(|v| std::env::var(v).unwrap_or_default())
+        .join(" ");
+    let jvm = jvm_properties(&flags);
+    let loaded = match config {
+        Some(path) => ServerConfig::load_with(&path, &jvm),
+        None => ServerConfig::from_jvm_properties(&jvm),
+    };
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            return ExitCode::from(2);
+        }
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

@@ -342,11 +342,15 @@ impl ApacheZk {
         let mut cmd = Command::new("java");
         // ZooKeeper reads some settings only as Java system properties, under names that
         // zoo.cfg can't reach (zoo.cfg `k=v` becomes `zookeeper.k`): pass `znode.*`,
-        // `zookeeper.*` and `jute.*` lines from `extra_cfg` as -D as well.
+        // `zookeeper.*`, `jute.*` and `java.security.*` (the JAAS file) lines from
+        // `extra_cfg` as -D as well.
         for line in extra_cfg {
             if let Some((k, v)) = line.split_once('=') {
                 let k = k.trim();
-                if k.starts_with("znode.") || k.starts_with("zookeeper.") || k.starts_with("jute.")
+                if k.starts_with("znode.")
+                    || k.starts_with("zookeeper.")
+                    || k.starts_with("jute.")
+                    || k.starts_with("java.security.")
                 {
                     cmd.arg(format!("-D{k}={}", v.trim()));
                 }

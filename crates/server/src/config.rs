@@ -116,6 +116,16 @@ pub struct ServerConfig {
     pub prometheus: PrometheusConfig,
     /// The zoo.cfg text the server started from (`initial_configuration`).
     pub source_text: String,
+    /// SASL: the JAAS file (`-Djava.security.auth.login.config`, from
+    /// `SERVER_JVMFLAGS`/`JVMFLAGS` as zkServer.sh passes it).
+    pub jaas_config: Option<PathBuf>,
+    /// SASL: the JAAS section with the server's accounts
+    /// (`zookeeper.sasl.serverconfig`, default `Server`).
+    pub sasl_section: String,
+    /// `zookeeper.superUser`: the SASL user who is also `super`.
+    pub super_user: Option<String>,
+    /// `authProvider.N=…SASLAuthenticationProvider`: ACLs may name `sasl` ids.
+    pub sasl_acls: bool,
 }
 
 /// The admin HTTP server, as ZooKeeper's `admin.*` settings describe it: on
@@ -234,11 +244,41 @@ impl ServerConfig {
             admin: AdminConfig::default(),
             prometheus: PrometheusConfig::default(),
             source_text: String::new(),
+            jaas_config: None,
+            sasl_section: "Server".to_string(),
+            super_user: None,
+            sasl_acls: false,
         }
     }
 
     /// Reads and validates a zoo.cfg file.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::load_with(path, &BTreeMap::new())
+    }
+
+    /// [`ServerConfig::standalone_default`] with the settings of
+    /// [`jvm_properties`] (no zoo.cfg).
+    pub fn from_jvm_properties(
+        jvm: &BTreeMap<String, String>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let defaults = ServerConfig::standalone_default();
+        let mut props = jvm.clone();
+        props
+            .entry("dataDir".into())
+            .or_insert_with(|| defaults.data_dir.display().to_string());
+        props
+            .entry("clientPort".into())
+            .or_insert_with(|| defaults.client_port.to_string());
+        ServerConfig::from_properties(&props)
+    }
+
+    /// Reads and validates a zoo.cfg file; `jvm` ([`jvm_properties`]) fills
+    /// in what it does not say (ZooKeeper applies zoo.cfg after the JVM's
+    /// system properties, so the file wins).
+    pub fn load_with(
+        path: &Path,
+        jvm: &BTreeMap<String, String>,
+    ) -> Result<ServerConfig, ConfigError> {
         let file = std::fs::File::open(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -249,7 +289,10 @@ impl ServerConfig {
                 reason: e.to_string(),
             }
         })?;
-        let props: BTreeMap<String, String> = props.into_iter().collect();
+        let mut props: BTreeMap<String, String> = props.into_iter().collect();
+        for (k, v) in jvm {
+            props.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         let mut cfg = ServerConfig::from_properties(&props)?;
         cfg.source = Some(path.to_path_buf());
         cfg.source_text = std::fs::read_to_string(path).unwrap_or_default();
@@ -334,6 +377,18 @@ impl ServerConfig {
                 "reconfigEnabled" => cfg.reconfig_enabled = parse_bool(key, value)?,
                 "standaloneEnabled" => cfg.standalone_enabled = parse_bool(key, value)?,
                 "skipACL" => cfg.skip_acl = value.eq_ignore_ascii_case("yes"),
+                "superUser" | "zookeeper.superUser" => cfg.super_user = Some(value.to_string()),
+                "sasl.serverconfig" | "zookeeper.sasl.serverconfig" => {
+                    cfg.sasl_section = value.to_string()
+                }
+                JAAS_PROPERTY => cfg.jaas_config = Some(PathBuf::from(value)),
+                k if k.starts_with("authProvider.") || k.starts_with("zookeeper.authProvider.") => {
+                    if value.ends_with(".SASLAuthenticationProvider") {
+                        cfg.sasl_acls = true;
+                    } else if !value.ends_with(".X509AuthenticationProvider") {
+                        tracing::warn!(key = %key, value = %value, "authentication provider not available in Corral; ignored");
+                    }
+                }
                 "znode.container.checkIntervalMs" => {
                     cfg.container_check_interval_ms = parse_positive(key, value)?
                 }
@@ -422,7 +477,6 @@ impl ServerConfig {
                     || k.starts_with("weight.")
                     || k.starts_with("metricsProvider.")
                     || k.starts_with("ssl.")
-                    || k.starts_with("authProvider.")
                     || k.starts_with("quorum.") =>
                 {
                     tracing::debug!(key = %key, "zoo.cfg key has no effect on Corral");
@@ -541,6 +595,47 @@ fn parse_addr(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     parse(key, value)
+}
+
+/// The system property naming the JAAS file (SASL accounts).
+const JAAS_PROPERTY: &str = "java.security.auth.login.config";
+
+/// The settings ZooKeeper reads as Java system properties, from the flags
+/// zkServer.sh gives the JVM (`JVMFLAGS`, then `SERVER_JVMFLAGS`), as zoo.cfg
+/// keys: `-Dzookeeper.<key>=v` is zoo.cfg's `<key>=v` (ZooKeeper turns each
+/// zoo.cfg key into the property `zookeeper.<key>`), plus the few read under
+/// their own names (`readonlymode.enabled`, `jute.maxbuffer`, the JAAS
+/// file). Flags for the JVM itself (`-Xmx`, logging) mean nothing here and
+/// are skipped.
+pub fn jvm_properties(flags: &str) -> BTreeMap<String, String> {
+    const ZK_KEYS: &[&str] = &[
+        "superUser",
+        "sasl.serverconfig",
+        "DigestAuthenticationProvider.superDigest",
+        "skipACL",
+        "4lw.commands.whitelist",
+        "extendedTypesEnabled",
+        "enforceQuota",
+        "snapCount",
+        "preAllocSize",
+        "jute.maxbuffer",
+    ];
+    const ZK_PREFIXES: &[&str] = &["admin.", "authProvider."];
+    const OWN_NAMES: &[&str] = &["readonlymode.enabled", "jute.maxbuffer", JAAS_PROPERTY];
+    let mut out = BTreeMap::new();
+    for flag in flags.split_whitespace() {
+        let Some((key, value)) = flag.strip_prefix("-D").and_then(|kv| kv.split_once('=')) else {
+            continue;
+        };
+        let key = match key.strip_prefix("zookeeper.") {
+            Some(k) if ZK_KEYS.contains(&k) || ZK_PREFIXES.iter().any(|p| k.starts_with(p)) => k,
+            Some(_) => continue,
+            None if OWN_NAMES.contains(&key) => key,
+            None => continue,
+        };
+        out.insert(key.to_string(), value.to_string());
+    }
+    out
 }
 
 /// `admin.commandURL`: an absolute path; a trailing `/` is dropped (the
@@ -787,6 +882,38 @@ mod tests {
         ))
         .unwrap();
         assert!(!cfg.prometheus.enabled);
+    }
+
+    #[test]
+    fn jvm_flags_set_what_zoo_cfg_does_not() {
+        let jvm = jvm_properties(
+            "-Xmx1g -Djava.security.auth.login.config=/etc/zk/jaas.conf \
+             -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider \
+             -Dzookeeper.superUser=admin -Dzookeeper.log.dir=/var/log -Dreadonlymode.enabled=true \
+             -Dzookeeper.admin.serverPort=9999 -Dfile.encoding=UTF-8",
+        );
+        assert_eq!(
+            jvm.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "admin.serverPort",
+                "authProvider.1",
+                "java.security.auth.login.config",
+                "readonlymode.enabled",
+                "superUser"
+            ]
+        );
+        let cfg = ServerConfig::from_jvm_properties(&jvm).unwrap();
+        assert_eq!(cfg.jaas_config, Some(PathBuf::from("/etc/zk/jaas.conf")));
+        assert!(cfg.sasl_acls);
+        assert_eq!(cfg.super_user.as_deref(), Some("admin"));
+        assert!(cfg.readonly_mode_enabled);
+        assert_eq!(cfg.sasl_section, "Server");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zoo.cfg");
+        std::fs::write(&path, "dataDir=/tmp/x\nclientPort=2182\nadmin.serverPort=8081\n").unwrap();
+        let cfg = ServerConfig::load_with(&path, &jvm).unwrap();
+        assert_eq!(cfg.admin.port, 8081, "zoo.cfg wins over the JVM flags");
+        assert_eq!(cfg.super_user.as_deref(), Some("admin"));
     }
 
     #[test]

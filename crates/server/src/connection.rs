@@ -16,9 +16,9 @@ use bytes::BytesMut;
 use corral_proto::fourlw::FourLetterWord;
 use corral_proto::frame::{decode_frame, FrameError};
 use corral_proto::jute::default_field_len_max;
-use corral_proto::records::{decode_record, ConnectRequest, ConnectResponse};
+use corral_proto::records::{decode_record, ConnectRequest, ConnectResponse, SetSaslResponse};
 use corral_proto::request::{decode_request, Request, RequestDecodeError};
-use corral_proto::response::{encode_connect_response, encode_header_reply};
+use corral_proto::response::{encode_connect_response, encode_header_reply, encode_reply_record};
 use corral_proto::{ErrorCode, Id};
 use corral_tree::TxnOp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -618,13 +618,7 @@ fn handle_request(
                 Continue::Yes
             }
         }
-        Request::Sasl(_) => {
-            let mut out = BytesMut::new();
-            encode_header_reply(&mut out, xid, -1, ErrorCode::Unimplemented);
-            conn.send(out.freeze());
-            conn.close();
-            Continue::No("SASL is not supported".into())
-        }
+        Request::Sasl(packet) => sasl_step(shared, conn, xid, &packet.token),
         Request::Reconfig(r) => {
             conn.pending.push_back(Pending::Write {
                 xid,
@@ -710,6 +704,57 @@ fn handle_request(
 /// server cannot carry out: NotReadOnly for writes, `sync` and `reconfig`;
 /// closing the session closes the connection. Reads, pings, watches and auth
 /// take the usual way.
+/// One SASL token (ZooKeeper's `processSasl`): the next DIGEST-MD5 token
+/// goes back; once the client has proved its password it holds
+/// `sasl:<name>` (and `super` as `zookeeper.superUser`). A failed exchange,
+/// or SASL on a server without accounts, gets AuthFailed and the
+/// connection closes, as ZooKeeper closes it.
+fn sasl_step(shared: &Shared, conn: &mut ConnState, xid: i32, token: &[u8]) -> Continue {
+    let step = match &shared.sasl {
+        Some(accounts) => conn
+            .sasl
+            .get_or_insert_with(|| accounts.begin())
+            .step(token, &accounts.passwords),
+        None => crate::sasl::Step::Failed(
+            "the server has no SASL accounts (no JAAS Server section with a DigestLoginModule)"
+                .into(),
+        ),
+    };
+    let mut out = BytesMut::new();
+    match step {
+        crate::sasl::Step::Continue(token) => {
+            encode_reply_record(&mut out, xid, 0, &SetSaslResponse { token });
+            conn.send_in_turn(out.freeze());
+            Continue::Yes
+        }
+        crate::sasl::Step::Done { token, user } => {
+            conn.sasl = None;
+            tracing::info!(addr = %conn.addr, user = %user, "SASL authenticated");
+            if shared.config.super_user.as_deref() == Some(user.as_str()) {
+                add_identity(&mut conn.auth, Id::new("super", ""));
+            }
+            add_identity(&mut conn.auth, Id::new("sasl", user));
+            encode_reply_record(&mut out, xid, 0, &SetSaslResponse { token });
+            conn.send_in_turn(out.freeze());
+            Continue::Yes
+        }
+        crate::sasl::Step::Failed(why) => {
+            conn.sasl = None;
+            shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(addr = %conn.addr, "SASL authentication failed: {why}; closing");
+            encode_header_reply(&mut out, xid, 0, ErrorCode::AuthFailed);
+            if conn.pending.is_empty() {
+                conn.send(out.freeze());
+                conn.close();
+                return Continue::No(format!("SASL authentication failed: {why}"));
+            }
+            conn.pending.push_back(Pending::Ready(out.freeze()));
+            conn.pending.push_back(Pending::Close);
+            Continue::Yes
+        }
+    }
+}
+
 fn refuse_on_read_only(conn: &mut ConnState, xid: i32, zxid: i64, request: &Request) -> Continue {
     let mut out = BytesMut::new();
     if matches!(request, Request::CloseSession) {

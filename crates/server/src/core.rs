@@ -93,6 +93,8 @@ pub struct ConnState {
     pub read_only: bool,
     /// Came in on `secureClientPort` (TLS).
     pub secure: bool,
+    /// A SASL exchange under way.
+    pub sasl: Option<crate::sasl::DigestMd5Server>,
     /// `ip:<addr>` first, then ids added by `auth`.
     pub auth: Vec<Id>,
     pub pending: VecDeque<Pending>,
@@ -128,6 +130,7 @@ impl ConnState {
             timeout_ms: 0,
             read_only: false,
             secure: false,
+            sasl: None,
             auth: vec![Id::new("ip", addr.ip().to_string())],
             pending: VecDeque::new(),
             out,
@@ -309,13 +312,20 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     /// Set once the log is open.
     pub replica: crate::replicate::ReplicaCell,
+    /// SASL DIGEST-MD5 accounts, when the JAAS configuration has them.
+    pub sasl: Option<crate::sasl::SaslAccounts>,
     /// On the leader: a reconfig is being decided or committed.
     pub reconfig_busy: std::sync::atomic::AtomicBool,
     next_conn: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, server_id: u64, core: Core) -> Shared {
+    pub fn new(
+        config: ServerConfig,
+        server_id: u64,
+        core: Core,
+        sasl: Option<crate::sasl::SaslAccounts>,
+    ) -> Shared {
         // Connection ids carry a random incarnation in their top 32 bits so
         // that entries of an earlier run, replayed from the log after a
         // restart, never reach (or answer) a connection of this run. (A
@@ -328,6 +338,7 @@ impl Shared {
             core: Mutex::new(core),
             stats: Arc::default(),
             replica: Default::default(),
+            sasl,
             reconfig_busy: Default::default(),
             next_conn: AtomicU64::new(incarnation << 32),
         }

@@ -17,6 +17,7 @@ pub mod housekeeping;
 pub mod read_path;
 pub mod reconfig;
 pub mod replicate;
+pub mod sasl;
 pub mod session;
 pub mod stats;
 pub mod tls;
@@ -53,6 +54,8 @@ pub enum ServerError {
     Replication(String),
     #[error("secureClientPort: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("SASL: {0}")]
+    Sasl(#[from] sasl::SaslConfigError),
 }
 
 impl Shared {
@@ -122,6 +125,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let tree = DataTree::new(TreeConfig {
         extended_types_enabled: config.extended_types_enabled,
         enforce_quota: config.enforce_quota,
+        sasl_acls: config.sasl_acls,
     });
     let tracker = SessionTracker::new(Duration::from_millis(config.tick_time_ms as u64));
     let core = Core::new(
@@ -129,7 +133,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tracker,
         initial_session_id(server_id, write_path::wall_clock_ms()),
     );
-    let shared = Arc::new(Shared::new(config.clone(), server_id, core));
+    let sasl = match &config.jaas_config {
+        Some(path) => sasl::SaslAccounts::load(path, &config.sasl_section)?,
+        None => None,
+    };
+    let shared = Arc::new(Shared::new(config.clone(), server_id, core, sasl));
 
     let replica = replicate::open(shared.clone()).await?;
     {

@@ -32,7 +32,7 @@ pub fn check_acl(acl: &[Acl], auth: &[Id], perm: i32) -> bool {
             auth.iter()
                 .filter(|id| id.scheme == entry.id.scheme)
                 .any(|id| match entry.id.scheme.as_str() {
-                    "digest" => id.id == entry.id.id,
+                    "digest" | "sasl" => id.id == entry.id.id,
                     "ip" => ip_matches(&id.id, &entry.id.id),
                     _ => false,
                 })
@@ -44,7 +44,8 @@ pub fn check_acl(acl: &[Acl], auth: &[Id], perm: i32) -> bool {
 /// `world` only as `world:anyone`, expands `auth` into one entry per
 /// authenticated id of the request (digest counts; ip and super do not), and
 /// requires digest/ip ids to be well formed. Any failure is InvalidACL.
-pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+/// `sasl`: the SASL provider is registered, so `sasl` ids count too.
+pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>, ErrorCode> {
     let mut seen = HashSet::with_capacity(acl.len());
     let unique: Vec<&Acl> = acl.iter().filter(|entry| seen.insert(*entry)).collect();
     if unique.is_empty() {
@@ -59,7 +60,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode>
             let before = fixed.len();
             fixed.extend(
                 auth.iter()
-                    .filter(|held| is_authenticated_scheme(&held.scheme))
+                    .filter(|held| is_authenticated_scheme(&held.scheme, sasl))
                     .map(|held| Acl {
                         perms: entry.perms,
                         id: held.clone(),
@@ -68,7 +69,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode>
             if fixed.len() == before {
                 return Err(ErrorCode::InvalidAcl);
             }
-        } else if is_valid_id(id) {
+        } else if is_valid_id(id, sasl) {
             fixed.push(entry.clone());
         } else {
             return Err(ErrorCode::InvalidAcl);
@@ -78,18 +79,34 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode>
 }
 
 /// Schemes whose provider says `isAuthenticated()`: of the two providers a
-/// default server registers (ip, digest), only digest.
-fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == "digest"
+/// default server registers (ip, digest), only digest; sasl when registered.
+fn is_authenticated_scheme(scheme: &str, sasl: bool) -> bool {
+    scheme == "digest" || (sasl && scheme == "sasl")
 }
 
 /// The registered providers' `isValid` for an ACL id.
-fn is_valid_id(id: &Id) -> bool {
+fn is_valid_id(id: &Id, sasl: bool) -> bool {
     match id.scheme.as_str() {
+        // SASLAuthenticationProvider: a Kerberos principal's syntax
+        // (`name[/host]@REALM`), or a plain name without `@`.
+        "sasl" if sasl => is_kerberos_name(&id.id),
         // Java `split(":")` drops trailing empty parts: `bob:` is one part.
         "digest" => java_split_len(&id.id, ':') == 2,
         "ip" => parse_ip_acl(&id.id).is_some(),
         _ => false,
+    }
+}
+
+/// Whether Hadoop's `KerberosName` accepts `name`: no `@`, or exactly
+/// `primary[/instance]@REALM` with no further `/` or `@`.
+fn is_kerberos_name(name: &str) -> bool {
+    match name.split_once('@') {
+        None => true,
+        Some((principal, realm)) => {
+            !realm.contains(['@', '/'])
+                && principal.split('/').count() <= 2
+                && !principal.contains('@')
+        }
     }
 }
 
@@ -374,16 +391,16 @@ mod tests {
     fn fixup_removes_duplicates_and_rejects_empty_lists() {
         let anyone = acl(perms::ALL, "world", "anyone");
         assert_eq!(
-            fixup_acl(&[anyone.clone(), anyone.clone()], &[]),
+            fixup_acl(&[anyone.clone(), anyone.clone()], &[], false),
             Ok(vec![anyone])
         );
-        assert_eq!(fixup_acl(&[], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&[], &[], false), Err(ErrorCode::InvalidAcl));
     }
 
     #[test]
     fn fixup_accepts_world_only_as_anyone() {
         assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "world", "foo")], &[]),
+            fixup_acl(&[acl(perms::ALL, "world", "foo")], &[], false),
             Err(ErrorCode::InvalidAcl)
         );
     }
@@ -396,16 +413,48 @@ mod tests {
             Id::new("super", ""),
         ];
         assert_eq!(
-            fixup_acl(&[acl(perms::READ, "auth", "")], &auth),
+            fixup_acl(&[acl(perms::READ, "auth", "")], &auth, false),
             Ok(vec![acl(perms::READ, "digest", "bob:h")])
         );
         assert_eq!(
             fixup_acl(
                 &[acl(perms::READ, "auth", "")],
-                &[Id::new("ip", "127.0.0.1")]
+                &[Id::new("ip", "127.0.0.1")],
+                false
             ),
             Err(ErrorCode::InvalidAcl)
         );
+    }
+
+    #[test]
+    fn with_the_sasl_provider_sasl_ids_are_valid_and_auth_expands_to_them() {
+        let auth = [Id::new("ip", "127.0.0.1"), Id::new("sasl", "jaasuser")];
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, true),
+            Ok(vec![acl(perms::ALL, "sasl", "jaasuser")])
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, false),
+            Err(ErrorCode::InvalidAcl),
+            "without the provider, sasl ids are not authenticated ones"
+        );
+        for (id, valid) in [
+            ("bob", true),
+            ("zookeeper/host@EXAMPLE.COM", true),
+            ("bob@EXAMPLE.COM", true),
+            ("a/b/c@R", false),
+            ("bob@R@S", false),
+        ] {
+            let result = fixup_acl(&[acl(perms::ALL, "sasl", id)], &[], true);
+            assert_eq!(result.is_ok(), valid, "sasl:{id}");
+        }
+        let locked = [acl(perms::READ, "sasl", "jaasuser")];
+        assert!(check_acl(&locked, &auth, perms::READ));
+        assert!(!check_acl(
+            &locked,
+            &[Id::new("sasl", "other")],
+            perms::READ
+        ));
     }
 
     #[test]
@@ -433,7 +482,7 @@ mod tests {
             ("super", "", false),
         ];
         for (scheme, id, valid) in table {
-            let result = fixup_acl(&[acl(perms::ALL, scheme, id)], &[]);
+            let result = fixup_acl(&[acl(perms::ALL, scheme, id)], &[], false);
             assert_eq!(result.is_ok(), valid, "{scheme}:{id}");
         }
     }

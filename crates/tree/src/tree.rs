@@ -21,6 +21,9 @@ pub struct TreeConfig {
     pub extended_types_enabled: bool,
     /// `zookeeper.enforceQuota`: hard quota limits refuse writes.
     pub enforce_quota: bool,
+    /// `authProvider.N=…SASLAuthenticationProvider`: `sasl` ids are valid in
+    /// ACLs (and `auth` expands to a client's SASL identity).
+    pub sasl_acls: bool,
 }
 
 /// The znode tree: Corral's replicated state machine.

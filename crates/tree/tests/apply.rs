@@ -176,6 +176,7 @@ fn create_checks_in_zookeepers_order() {
     let config = TreeConfig {
         extended_types_enabled: true,
         enforce_quota: false,
+        sasl_acls: false,
     };
     let mut d = Driver::with_config(config);
     d.mk("/p");
@@ -302,6 +303,7 @@ fn ttl_create_is_unimplemented_unless_extended_types_are_enabled() {
     let mut d = Driver::with_config(TreeConfig {
         extended_types_enabled: true,
         enforce_quota: false,
+        sasl_acls: false,
     });
     let result = d.result(create_ttl("/t", CreateMode::PersistentWithTtl, 10));
     let TxnResult::Created { stat, .. } = result else {
@@ -315,6 +317,7 @@ fn containers_and_ttl_nodes_may_have_ephemeral_children() {
     let mut d = Driver::with_config(TreeConfig {
         extended_types_enabled: true,
         enforce_quota: false,
+        sasl_acls: false,
     });
     let result = d.result(create("/c", b"", CreateMode::Container));
     let TxnResult::Created { stat, .. } = result else {

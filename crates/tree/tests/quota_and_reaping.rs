@@ -144,6 +144,7 @@ fn hard_count_limit_refuses_creates_only_when_enforced() {
         TreeConfig {
             extended_types_enabled: false,
             enforce_quota: true,
+            sasl_acls: false,
         },
         limits,
     );
@@ -173,6 +174,7 @@ fn soft_limits_never_refuse() {
         TreeConfig {
             extended_types_enabled: false,
             enforce_quota: true,
+            sasl_acls: false,
         },
         "count=1,bytes=1",
     );
@@ -189,6 +191,7 @@ fn hard_byte_limit_refuses_growth_before_the_version_check() {
         TreeConfig {
             extended_types_enabled: false,
             enforce_quota: true,
+            sasl_acls: false,
         },
         limits,
     );
@@ -221,6 +224,7 @@ fn quota_checks_in_a_multi_read_the_applied_tree_as_zookeeper_does() {
         TreeConfig {
             extended_types_enabled: false,
             enforce_quota: true,
+            sasl_acls: false,
         },
         limits,
     );
@@ -315,6 +319,7 @@ fn a_ttl_node_is_reapable_when_empty_and_older_than_its_ttl_since_the_last_set_d
     let mut d = Driver::with_config(TreeConfig {
         extended_types_enabled: true,
         enforce_quota: false,
+        sasl_acls: false,
     });
     let outcome = d.apply(create_ttl("/t", CreateMode::PersistentWithTtl, 2000));
     let created = outcome.zxid * 1000;
