@@ -12,8 +12,8 @@
 # settings: Corral reads what it supports and ignores the rest.
 #
 # Python packages go into a venv under target/kazoo-venv (pytest, pyjks and pyOpenSSL < 24
-# for the harness's TLS set-up, objgraph, pure-sasl for the SASL tests, and kazoo pinned
-# to the version the suite is from). Server logs: target/kazoo-logs/. Exit status: pytest's.
+# for the harness's TLS set-up, objgraph, pure-sasl for the SASL tests, gevent and eventlet
+# for the tests of those handlers, and kazoo pinned to the version the suite is from). Server logs: target/kazoo-logs/. Exit status: pytest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -29,7 +29,7 @@ if [[ ! -x $VENV/bin/python ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
 fi
-"$VENV/bin/pip" install -q "kazoo==2.11.0" pytest pytest-timeout pyjks "pyOpenSSL<24" objgraph pure-sasl
+"$VENV/bin/pip" install -q "kazoo==2.11.0" pytest pytest-timeout pyjks "pyOpenSSL<24" objgraph pure-sasl gevent eventlet
 
 SHIM=$(mktemp -d)
 LOGS=$REPO/target/kazoo-logs

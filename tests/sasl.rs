@@ -181,3 +181,43 @@ fn java_clients_authenticate_with_sasl_digest_md5_as_with_zookeeper() {
         "the log should say why the client was refused"
     );
 }
+
+/// `enforce.auth.enabled=true` with `enforce.auth.schemes=sasl`: a client that has not
+/// authenticated with SASL is refused at its first request and its connection closed;
+/// one that has is served. zkCli prints the same for both servers.
+#[test]
+fn enforced_sasl_refuses_clients_that_did_not_authenticate() {
+    if !compat::require("zkCli.sh", zkcli().is_file(), "apt-get install zookeeper")
+        || !support::zookeeper_available()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines = sasl_lines(dir.path());
+    lines.push("enforce.auth.enabled=true".into());
+    lines.push("enforce.auth.schemes=sasl".into());
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let zk = ApacheZk::try_start_with(&lines).expect("zookeeper");
+    let corral = CorralServer::start_with(&lines);
+    let good = client_jaas(dir.path(), "good.jaas", "jaasuser", "jaas_password");
+    for (addr, who) in [(zk.addr(), "ZooKeeper"), (corral.addr(), "Corral")] {
+        let served = zkcli_run(addr, Some(&good), &["ls /"]);
+        assert!(
+            served.iter().any(|l| l == "[zookeeper]"),
+            "{who}, an authenticated client: {served:#?}"
+        );
+    }
+    let refused_zk = zkcli_run(zk.addr(), None, &["ls /"]);
+    let refused_corral = zkcli_run(corral.addr(), None, &["ls /"]);
+    assert!(
+        !refused_zk.iter().any(|l| l == "[zookeeper]"),
+        "ZooKeeper served an unauthenticated client: {refused_zk:#?}"
+    );
+    assert_eq!(refused_corral, refused_zk, "an unauthenticated client");
+    assert!(
+        corral
+            .log()
+            .contains("request before authentication with an enforced scheme"),
+        "the log should say why the client was refused"
+    );
+}

@@ -126,6 +126,10 @@ pub struct ServerConfig {
     pub super_user: Option<String>,
     /// `authProvider.N=…SASLAuthenticationProvider`: ACLs may name `sasl` ids.
     pub sasl_acls: bool,
+    /// `enforce.auth.enabled` with `enforce.auth.schemes` (or the older
+    /// `sessionRequireClientSASLAuth`): a client must hold an identity of one
+    /// of these schemes before any request but auth and SASL; empty: off.
+    pub enforce_auth_schemes: Vec<String>,
 }
 
 /// The admin HTTP server, as ZooKeeper's `admin.*` settings describe it: on
@@ -248,6 +252,7 @@ impl ServerConfig {
             sasl_section: "Server".to_string(),
             super_user: None,
             sasl_acls: false,
+            enforce_auth_schemes: Vec::new(),
         }
     }
 
@@ -331,6 +336,8 @@ impl ServerConfig {
         let mut trust_store = StoreConfig::default();
         let mut client_auth = ClientAuth::Need;
         let mut metrics_provider: Option<bool> = None;
+        let (mut enforce_auth, mut require_sasl) = (false, false);
+        let mut enforce_schemes: Vec<String> = Vec::new();
         for (key, raw) in props {
             let value = raw.trim();
             match key.as_str() {
@@ -382,6 +389,19 @@ impl ServerConfig {
                     cfg.sasl_section = value.to_string()
                 }
                 JAAS_PROPERTY => cfg.jaas_config = Some(PathBuf::from(value)),
+                "enforce.auth.enabled" | "zookeeper.enforce.auth.enabled" => {
+                    enforce_auth = parse_bool(key, value)?
+                }
+                "enforce.auth.schemes" | "zookeeper.enforce.auth.schemes" => {
+                    enforce_schemes = value
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "sessionRequireClientSASLAuth" | "zookeeper.sessionRequireClientSASLAuth" => {
+                    require_sasl = parse_bool(key, value)?
+                }
                 k if k.starts_with("authProvider.") || k.starts_with("zookeeper.authProvider.") => {
                     if value.ends_with(".SASLAuthenticationProvider") {
                         cfg.sasl_acls = true;
@@ -485,6 +505,8 @@ impl ServerConfig {
             }
         }
         cfg.prometheus.enabled = metrics_provider.unwrap_or(false);
+        cfg.enforce_auth_schemes =
+            enforced_schemes(enforce_auth, enforce_schemes, require_sasl, cfg.sasl_acls)?;
         if let Some(port) = secure_port {
             if key_store.location.is_none() {
                 return Err(ConfigError::Missing {
@@ -597,6 +619,39 @@ fn parse_addr(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
     parse(key, value)
 }
 
+/// ZooKeeper's AuthenticationHelper: with enforcement on, the schemes must be
+/// given and each must have a provider (ip and digest always; sasl once
+/// registered). `sessionRequireClientSASLAuth=true` means `sasl`.
+fn enforced_schemes(
+    enabled: bool,
+    schemes: Vec<String>,
+    require_sasl: bool,
+    sasl_registered: bool,
+) -> Result<Vec<String>, ConfigError> {
+    let mut schemes = if enabled { schemes } else { Vec::new() };
+    if require_sasl && !schemes.iter().any(|s| s == "sasl") {
+        schemes.push("sasl".into());
+    }
+    if enabled && schemes.is_empty() {
+        return Err(ConfigError::Missing {
+            key: "enforce.auth.schemes (enforce.auth.enabled is true)".into(),
+        });
+    }
+    for scheme in &schemes {
+        let available =
+            matches!(scheme.as_str(), "ip" | "digest") || (scheme == "sasl" && sasl_registered);
+        if !available {
+            return Err(bad(
+                "enforce.auth.schemes",
+                scheme,
+                "no authentication provider for this scheme (sasl needs \
+                 authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider)",
+            ));
+        }
+    }
+    Ok(schemes)
+}
+
 /// The system property naming the JAAS file (SASL accounts).
 const JAAS_PROPERTY: &str = "java.security.auth.login.config";
 
@@ -619,6 +674,9 @@ pub fn jvm_properties(flags: &str) -> BTreeMap<String, String> {
         "snapCount",
         "preAllocSize",
         "jute.maxbuffer",
+        "enforce.auth.enabled",
+        "enforce.auth.schemes",
+        "sessionRequireClientSASLAuth",
     ];
     const ZK_PREFIXES: &[&str] = &["admin.", "authProvider."];
     const OWN_NAMES: &[&str] = &["readonlymode.enabled", "jute.maxbuffer", JAAS_PROPERTY];
@@ -910,10 +968,53 @@ mod tests {
         assert_eq!(cfg.sasl_section, "Server");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("zoo.cfg");
-        std::fs::write(&path, "dataDir=/tmp/x\nclientPort=2182\nadmin.serverPort=8081\n").unwrap();
+        std::fs::write(
+            &path,
+            "dataDir=/tmp/x\nclientPort=2182\nadmin.serverPort=8081\n",
+        )
+        .unwrap();
         let cfg = ServerConfig::load_with(&path, &jvm).unwrap();
         assert_eq!(cfg.admin.port, 8081, "zoo.cfg wins over the JVM flags");
         assert_eq!(cfg.super_user.as_deref(), Some("admin"));
+    }
+
+    #[test]
+    fn enforced_authentication_needs_schemes_with_providers() {
+        let base = [("dataDir", "/tmp/x"), ("clientPort", "2182")];
+        let with = |extra: &[(&str, &str)]| {
+            ServerConfig::from_properties(&props(&[&base[..], extra].concat()))
+        };
+        assert!(with(&[]).unwrap().enforce_auth_schemes.is_empty());
+        let cfg = with(&[
+            ("enforce.auth.enabled", "true"),
+            ("enforce.auth.schemes", "digest, ip"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.enforce_auth_schemes, ["digest", "ip"]);
+        let sasl = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+        let cfg = with(&[
+            ("sessionRequireClientSASLAuth", "true"),
+            ("authProvider.1", sasl),
+        ])
+        .unwrap();
+        assert_eq!(cfg.enforce_auth_schemes, ["sasl"]);
+        assert!(with(&[("enforce.auth.enabled", "true")]).is_err());
+        let err = with(&[
+            ("enforce.auth.enabled", "true"),
+            ("enforce.auth.schemes", "sasl"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("SASLAuthenticationProvider"),
+            "{err}"
+        );
+        assert!(with(&[
+            ("enforce.auth.enabled", "false"),
+            ("enforce.auth.schemes", "nonsense"),
+        ])
+        .unwrap()
+        .enforce_auth_schemes
+        .is_empty());
     }
 
     #[test]

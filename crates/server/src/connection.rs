@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use corral_proto::fourlw::FourLetterWord;
 use corral_proto::frame::{decode_frame, FrameError};
 use corral_proto::jute::default_field_len_max;
@@ -387,7 +387,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Continue::Yes
                 | Continue::Propose(_)
                 | Continue::Sync(_)
-                | Continue::Reconfig(_) => {}
+                | Continue::Reconfig(_)
+                | Continue::RefuseLater { .. } => {}
                 Continue::No(reason) => return reason,
             }
             // Back-pressure: a client that pipelines faster than its
@@ -433,7 +434,19 @@ enum Continue {
     Sync(i32),
     /// Go on after handing this reconfig to the leader.
     Reconfig(crate::reconfig::ReconfigCall),
+    /// A failed password check: after [`AUTH_FAILURE_DELAY`], send this
+    /// refusal and close.
+    RefuseLater {
+        frame: Bytes,
+        reason: String,
+    },
 }
+
+/// How long a wrong SASL password waits for its AuthFailed: it makes guessing
+/// passwords online slow, and a client sees its session connected before the
+/// refusal closes it (kazoo reports AuthFailedError only then; ZooKeeper's
+/// slower reply gives the same order).
+const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn handle_frame(
     shared: &Arc<Shared>,
@@ -453,6 +466,14 @@ async fn handle_frame(
                 return Continue::No("no leader to hand a reconfig to".into());
             }
             Continue::Yes
+        }
+        Continue::RefuseLater { frame, reason } => {
+            tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+            let mut core = shared.core.lock();
+            match core.conns.get_mut(&conn_id) {
+                Some(conn) => refuse_and_close(conn, frame, reason),
+                None => Continue::No("connection gone".into()),
+            }
         }
         Continue::Sync(xid) => {
             // Not in the reader: later requests keep flowing meanwhile.
@@ -556,6 +577,13 @@ fn handle_request(
         return Continue::No("connection gone".into());
     };
     conn.packets_received += 1;
+    let enforced = &shared.config.enforce_auth_schemes;
+    if !enforced.is_empty()
+        && !matches!(request, Request::Auth(_) | Request::Sasl(_))
+        && !conn.auth.iter().any(|id| enforced.contains(&id.scheme))
+    {
+        return refuse_unauthenticated(conn, xid, enforced);
+    }
     if read_only && (request.is_write() || matches!(request, Request::Sync(_))) {
         return refuse_on_read_only(conn, xid, zxid, &request);
     }
@@ -604,18 +632,8 @@ fn handle_request(
                     packet.scheme
                 );
                 encode_header_reply(&mut out, xid, 0, ErrorCode::AuthFailed);
-                if conn.pending.is_empty() {
-                    conn.send(out.freeze());
-                    conn.close();
-                    return Continue::No(format!(
-                        "authentication failed for scheme {:?}",
-                        packet.scheme
-                    ));
-                }
-                // Behind a pending ConnectResponse: reply and close in turn.
-                conn.pending.push_back(Pending::Ready(out.freeze()));
-                conn.pending.push_back(Pending::Close);
-                Continue::Yes
+                let reason = format!("authentication failed for scheme {:?}", packet.scheme);
+                refuse_and_close(conn, out.freeze(), reason)
             }
         }
         Request::Sasl(packet) => sasl_step(shared, conn, xid, &packet.token),
@@ -743,16 +761,44 @@ fn sasl_step(shared: &Shared, conn: &mut ConnState, xid: i32, token: &[u8]) -> C
             shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(addr = %conn.addr, "SASL authentication failed: {why}; closing");
             encode_header_reply(&mut out, xid, 0, ErrorCode::AuthFailed);
-            if conn.pending.is_empty() {
-                conn.send(out.freeze());
-                conn.close();
-                return Continue::No(format!("SASL authentication failed: {why}"));
+            Continue::RefuseLater {
+                frame: out.freeze(),
+                reason: format!("SASL authentication failed: {why}"),
             }
-            conn.pending.push_back(Pending::Ready(out.freeze()));
-            conn.pending.push_back(Pending::Close);
-            Continue::Yes
         }
     }
+}
+
+/// `enforce.auth.enabled`: a request before the client authenticated with
+/// an enforced scheme gets SessionClosedRequireSaslAuth and the connection
+/// closes (ZooKeeper's AuthenticationHelper).
+fn refuse_unauthenticated(conn: &mut ConnState, xid: i32, enforced: &[String]) -> Continue {
+    tracing::warn!(
+        addr = %conn.addr,
+        held = ?conn.auth.iter().map(|id| id.scheme.as_str()).collect::<Vec<_>>(),
+        ?enforced,
+        "request before authentication with an enforced scheme; closing the session's connection"
+    );
+    let mut out = BytesMut::new();
+    encode_header_reply(&mut out, xid, 0, ErrorCode::SessionClosedRequireSaslAuth);
+    refuse_and_close(
+        conn,
+        out.freeze(),
+        "not authenticated with an enforced scheme".into(),
+    )
+}
+
+/// Sends a refusal and closes the connection after it; behind a reply still
+/// owed (a pending ConnectResponse), both wait their turn.
+fn refuse_and_close(conn: &mut ConnState, frame: Bytes, reason: String) -> Continue {
+    if conn.pending.is_empty() {
+        conn.send(frame);
+        conn.close();
+        return Continue::No(reason);
+    }
+    conn.pending.push_back(Pending::Ready(frame));
+    conn.pending.push_back(Pending::Close);
+    Continue::Yes
 }
 
 fn refuse_on_read_only(conn: &mut ConnState, xid: i32, zxid: i64, request: &Request) -> Continue {
