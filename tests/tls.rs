@@ -1,7 +1,8 @@
 //! TLS on `secureClientPort` against a real `corral server`: ZooKeeper's settings
 //! (`ssl.keyStore.*`, `ssl.trustStore.*`, `ssl.clientAuth`), PEM stores, and JKS and PKCS12
 //! stores made by the JDK's keytool, client certificates that chain to the trust store
-//! accepted and the others refused, and the same tree seen on the plain `clientPort`.
+//! accepted and the others refused, and the same tree seen on the plain `clientPort`; a
+//! client certificate's subject as the `x509` identity, compared with Apache ZooKeeper's.
 //!
 //! Certificates are made per test with rcgen; the client is rustls. The keytool tests need
 //! `keytool` (CI installs a JDK); without it, they say so and return.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use support::raw::{op, Acl, Dec, Enc, RawSession};
-use support::{free_port, CorralServer};
+use support::{free_port, ApacheZk, CorralServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -431,4 +432,120 @@ fn a_key_that_is_not_the_certificates_stops_the_server_with_a_clear_error() {
         stderr.contains("does not belong"),
         "the error says the key is not the certificate's: {stderr}"
     );
+}
+
+/// `whoami` of a TLS session: (scheme, id) pairs, sorted.
+async fn who_am_i(s: &mut TlsSession) -> Vec<(String, String)> {
+    let (err, body) = s.request(op::WHO_AM_I, &[]).await.expect("whoami");
+    assert_eq!(err, 0, "whoami");
+    let mut d = Dec::new(&body);
+    let n = d.i32().expect("count");
+    let mut ids: Vec<(String, String)> = (0..n)
+        .map(|_| (d.str().expect("scheme"), d.str().expect("id")))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A client certificate makes the session `x509:<subject>`, the subject written as Java's
+/// `X500Principal.getName()` writes it (RFC 2253: most specific first, `\,` escaped), as
+/// ZooKeeper's X509AuthenticationProvider names it; `auth` ACLs take that identity. The
+/// same client against Apache ZooKeeper (Netty, PEM stores) must see the same.
+#[tokio::test]
+async fn a_client_certificate_is_the_x509_identity_zookeeper_gives_it() {
+    if !support::zookeeper_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let authority = ca("corral test CA");
+    let server = issue(&authority, "localhost");
+    let client = {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CountryName, "US");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme, Inc.");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "ops");
+        params.distinguished_name.push(DnType::CommonName, "app");
+        let key = KeyPair::generate().expect("client key");
+        let cert = params
+            .signed_by(&key, &authority.cert, &authority.key)
+            .expect("client certificate");
+        Issued {
+            pem: String::new(),
+            cert: cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    };
+    write(&dir.path().join("server.pem"), &server.pem);
+    write(&dir.path().join("ca.pem"), authority.cert.pem());
+    let tls_lines = |port: u16| {
+        vec![
+            format!("secureClientPort={port}"),
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".to_string(),
+            format!(
+                "ssl.keyStore.location={}",
+                dir.path().join("server.pem").display()
+            ),
+            "ssl.keyStore.type=PEM".to_string(),
+            format!(
+                "ssl.trustStore.location={}",
+                dir.path().join("ca.pem").display()
+            ),
+            "ssl.trustStore.type=PEM".to_string(),
+        ]
+    };
+    let (zk_port, corral_port) = (free_port(), free_port());
+    let zk_lines = tls_lines(zk_port);
+    let corral_lines = tls_lines(corral_port);
+    let zk = ApacheZk::try_start_with(&zk_lines.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect("zookeeper");
+    let corral =
+        CorralServer::start_with(&corral_lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca_der = authority.cert.der().clone();
+    let mut seen = Vec::new();
+    for (port, who, log) in [
+        (zk_port, "ZooKeeper", zk.log()),
+        (corral_port, "Corral", corral.log()),
+    ] {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // ZooKeeper's secure port opens a moment after its plain one.
+        let mut session = None;
+        for _ in 0..50 {
+            match TlsSession::open(addr, client_config(&ca_der, Some(&client))).await {
+                Ok(s) => {
+                    session = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let mut s = session.unwrap_or_else(|| panic!("{who}: no TLS session\n{log}"));
+        let ids = who_am_i(&mut s).await;
+        let mut body = Enc::new();
+        body.str("/mine")
+            .buf(b"")
+            .acl(&[Acl::new(31, "auth", "")])
+            .i32(0);
+        let (err, _) = s.request(op::CREATE, &body.0).await.expect("create");
+        assert_eq!(err, 0, "{who}: create with an auth ACL");
+        let mut body = Enc::new();
+        body.str("/mine");
+        let (err, reply) = s.request(op::GET_ACL, &body.0).await.expect("getACL");
+        assert_eq!(err, 0, "{who}: getACL");
+        let acl = Dec::new(&reply).acl().expect("acl");
+        seen.push((who, ids, acl));
+    }
+    let (_, zk_ids, zk_acl) = &seen[0];
+    let (_, corral_ids, corral_acl) = &seen[1];
+    assert!(
+        zk_ids
+            .iter()
+            .any(|(scheme, id)| scheme == "x509" && id.contains("O=Acme\\, Inc.")),
+        "ZooKeeper's identities: {zk_ids:?}"
+    );
+    assert_eq!(corral_ids, zk_ids, "whoami over TLS");
+    assert_eq!(corral_acl, zk_acl, "an auth ACL made over TLS");
 }

@@ -145,6 +145,13 @@ const ZK_ADMIN_JARS: &[&str] = &[
     "/usr/share/java/jackson-annotations.jar",
 ];
 
+/// Netty parts ZooKeeper's Netty connection factory needs beyond its manifest's
+/// (Debian's `libnetty-java`, a dependency of its `zookeeper` package).
+const ZK_NETTY_JARS: &[&str] = &[
+    "/usr/share/java/netty-codec.jar",
+    "/usr/share/java/netty-resolver.jar",
+];
+
 /// True when Apache ZooKeeper can run its AdminServer here (see [`ZK_ADMIN_JARS`]); as
 /// [`zookeeper_available`], a panic under CI when it cannot.
 pub fn zookeeper_admin_available() -> bool {
@@ -331,9 +338,11 @@ impl ApacheZk {
         if Path::new("/usr/share/java/slf4j-simple.jar").is_file() {
             classpath.push_str(":/usr/share/java/slf4j-simple.jar");
         }
-        // Its AdminServer runs on Jetty, which Debian's package leaves to the classpath;
-        // it is loaded only when a test turns the admin server on.
-        for jar in ZK_ADMIN_JARS {
+        // Its AdminServer runs on Jetty, which Debian's package leaves to the classpath
+        // (loaded only when a test turns the admin server on); its Netty connection
+        // factory (`serverCnxnFactory=…NettyServerCnxnFactory`, what TLS needs) wants
+        // netty-codec, which the jar's manifest does not list.
+        for jar in ZK_ADMIN_JARS.iter().chain(ZK_NETTY_JARS) {
             if Path::new(jar).is_file() {
                 classpath.push(':');
                 classpath.push_str(jar);

@@ -124,6 +124,9 @@ pub struct ServerConfig {
     pub sasl_section: String,
     /// `zookeeper.superUser`: the SASL user who is also `super`.
     pub super_user: Option<String>,
+    /// `X509AuthenticationProvider.superUser`: the TLS client (certificate
+    /// subject, RFC 2253) who is also `super`.
+    pub x509_super_user: Option<String>,
     /// `authProvider.N=…SASLAuthenticationProvider`: ACLs may name `sasl` ids.
     pub sasl_acls: bool,
     /// `enforce.auth.enabled` with `enforce.auth.schemes` (or the older
@@ -251,6 +254,7 @@ impl ServerConfig {
             jaas_config: None,
             sasl_section: "Server".to_string(),
             super_user: None,
+            x509_super_user: None,
             sasl_acls: false,
             enforce_auth_schemes: Vec::new(),
         }
@@ -385,6 +389,10 @@ impl ServerConfig {
                 "standaloneEnabled" => cfg.standalone_enabled = parse_bool(key, value)?,
                 "skipACL" => cfg.skip_acl = value.eq_ignore_ascii_case("yes"),
                 "superUser" | "zookeeper.superUser" => cfg.super_user = Some(value.to_string()),
+                "X509AuthenticationProvider.superUser"
+                | "zookeeper.X509AuthenticationProvider.superUser" => {
+                    cfg.x509_super_user = Some(value.to_string())
+                }
                 "sasl.serverconfig" | "zookeeper.sasl.serverconfig" => {
                     cfg.sasl_section = value.to_string()
                 }
@@ -665,6 +673,7 @@ const JAAS_PROPERTY: &str = "java.security.auth.login.config";
 pub fn jvm_properties(flags: &str) -> BTreeMap<String, String> {
     const ZK_KEYS: &[&str] = &[
         "superUser",
+        "X509AuthenticationProvider.superUser",
         "sasl.serverconfig",
         "DigestAuthenticationProvider.superDigest",
         "skipACL",

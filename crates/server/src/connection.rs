@@ -44,21 +44,33 @@ pub(crate) fn handshake_timeout(shared: &Shared) -> Duration {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    serve_io(shared, rd, wr, addr, false).await;
+    serve_io(shared, rd, wr, addr, None).await;
 }
 
 /// Serves a connection that is not a bare TCP stream (TLS on
 /// `secureClientPort`) exactly as one on `clientPort`.
-pub async fn serve_stream<S>(shared: Arc<Shared>, stream: S, addr: SocketAddr)
-where
+/// `client_id`: the subject of the client's certificate, its x509 identity.
+pub async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    addr: SocketAddr,
+    client_id: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
-    serve_io(shared, rd, wr, addr, true).await;
+    serve_io(shared, rd, wr, addr, Some(client_id)).await;
 }
 
-async fn serve_io<R, W>(shared: Arc<Shared>, mut rd: R, mut wr: W, addr: SocketAddr, secure: bool)
-where
+/// `tls`: came in on the secure port, with the client certificate's subject
+/// if it sent one.
+async fn serve_io<R, W>(
+    shared: Arc<Shared>,
+    mut rd: R,
+    mut wr: W,
+    addr: SocketAddr,
+    tls: Option<Option<String>>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
@@ -116,7 +128,14 @@ where
     let conn_id = shared.next_conn_id();
 
     let mut conn = ConnState::new(addr, tx.clone(), queued, stop.clone(), shared.stats.clone());
-    conn.secure = secure;
+    conn.secure = tls.is_some();
+    if let Some(Some(subject)) = tls {
+        // ZooKeeper's X509AuthenticationProvider: the certificate names the client.
+        if shared.config.x509_super_user.as_deref() == Some(subject.as_str()) {
+            conn.auth.push(Id::new("super", subject.clone()));
+        }
+        conn.auth.push(Id::new("x509", subject));
+    }
     let outcome = handshake(&shared, conn_id, addr, &request, conn);
     let proposal = match outcome {
         Handshake::Refused => {

@@ -126,6 +126,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         extended_types_enabled: config.extended_types_enabled,
         enforce_quota: config.enforce_quota,
         sasl_acls: config.sasl_acls,
+        x509_acls: config.secure_client.is_some(),
     });
     let tracker = SessionTracker::new(Duration::from_millis(config.tick_time_ms as u64));
     let core = Core::new(
@@ -339,7 +340,19 @@ async fn accept_loop(
                     let limit = connection::handshake_timeout(&shared);
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            connection::serve_stream(shared, tls_stream, addr).await
+                            let client_id = tls_stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .and_then(|cert| match tls::subject_name(cert) {
+                                    Ok(name) => Some(name),
+                                    Err(e) => {
+                                        tracing::warn!(%addr, "client certificate subject unreadable ({e}): no x509 identity");
+                                        None
+                                    }
+                                });
+                            connection::serve_stream(shared, tls_stream, addr, client_id).await
                         }
                         Ok(Err(e)) => {
                             tracing::info!(%addr, "TLS handshake failed: {e}");

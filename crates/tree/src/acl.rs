@@ -32,7 +32,7 @@ pub fn check_acl(acl: &[Acl], auth: &[Id], perm: i32) -> bool {
             auth.iter()
                 .filter(|id| id.scheme == entry.id.scheme)
                 .any(|id| match entry.id.scheme.as_str() {
-                    "digest" | "sasl" => id.id == entry.id.id,
+                    "digest" | "sasl" | "x509" => id.id == entry.id.id,
                     "ip" => ip_matches(&id.id, &entry.id.id),
                     _ => false,
                 })
@@ -44,8 +44,13 @@ pub fn check_acl(acl: &[Acl], auth: &[Id], perm: i32) -> bool {
 /// `world` only as `world:anyone`, expands `auth` into one entry per
 /// authenticated id of the request (digest counts; ip and super do not), and
 /// requires digest/ip ids to be well formed. Any failure is InvalidACL.
-/// `sasl`: the SASL provider is registered, so `sasl` ids count too.
-pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>, ErrorCode> {
+/// `providers`: the optional providers registered (sasl, x509), whose ids
+/// count too.
+pub(crate) fn fixup_acl(
+    acl: &[Acl],
+    auth: &[Id],
+    providers: Providers,
+) -> Result<Vec<Acl>, ErrorCode> {
     let mut seen = HashSet::with_capacity(acl.len());
     let unique: Vec<&Acl> = acl.iter().filter(|entry| seen.insert(*entry)).collect();
     if unique.is_empty() {
@@ -60,7 +65,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>
             let before = fixed.len();
             fixed.extend(
                 auth.iter()
-                    .filter(|held| is_authenticated_scheme(&held.scheme, sasl))
+                    .filter(|held| is_authenticated_scheme(&held.scheme, providers))
                     .map(|held| Acl {
                         perms: entry.perms,
                         id: held.clone(),
@@ -69,7 +74,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>
             if fixed.len() == before {
                 return Err(ErrorCode::InvalidAcl);
             }
-        } else if is_valid_id(id, sasl) {
+        } else if is_valid_id(id, providers) {
             fixed.push(entry.clone());
         } else {
             return Err(ErrorCode::InvalidAcl);
@@ -78,23 +83,68 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>
     Ok(fixed)
 }
 
+/// The authentication providers a server has beyond ZooKeeper's default two
+/// (ip, digest): they decide which ACL schemes are valid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Providers {
+    pub sasl: bool,
+    pub x509: bool,
+}
+
 /// Schemes whose provider says `isAuthenticated()`: of the two providers a
-/// default server registers (ip, digest), only digest; sasl when registered.
-fn is_authenticated_scheme(scheme: &str, sasl: bool) -> bool {
-    scheme == "digest" || (sasl && scheme == "sasl")
+/// default server registers (ip, digest), only digest; sasl and x509 when
+/// registered.
+fn is_authenticated_scheme(scheme: &str, providers: Providers) -> bool {
+    match scheme {
+        "digest" => true,
+        "sasl" => providers.sasl,
+        "x509" => providers.x509,
+        _ => false,
+    }
 }
 
 /// The registered providers' `isValid` for an ACL id.
-fn is_valid_id(id: &Id, sasl: bool) -> bool {
+fn is_valid_id(id: &Id, providers: Providers) -> bool {
     match id.scheme.as_str() {
         // SASLAuthenticationProvider: a Kerberos principal's syntax
         // (`name[/host]@REALM`), or a plain name without `@`.
-        "sasl" if sasl => is_kerberos_name(&id.id),
+        "sasl" if providers.sasl => is_kerberos_name(&id.id),
+        // X509AuthenticationProvider: whatever `X500Principal` parses.
+        "x509" if providers.x509 => is_distinguished_name(&id.id),
         // Java `split(":")` drops trailing empty parts: `bob:` is one part.
         "digest" => java_split_len(&id.id, ':') == 2,
         "ip" => parse_ip_acl(&id.id).is_some(),
         _ => false,
     }
+}
+
+/// Roughly what Java's `X500Principal` accepts: empty, or `type=value`
+/// attributes separated by unescaped `,` or `+`, each with a type.
+fn is_distinguished_name(name: &str) -> bool {
+    if name.is_empty() {
+        return true;
+    }
+    let mut parts = Vec::new();
+    let (mut current, mut escaped) = (String::new(), false);
+    for c in name.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' => {
+                current.push(c);
+                escaped = true;
+            }
+            ',' | '+' => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    parts.push(current);
+    !escaped
+        && parts
+            .iter()
+            .all(|p| p.split_once('=').is_some_and(|(t, _)| !t.trim().is_empty()))
 }
 
 /// Whether Hadoop's `KerberosName` accepts `name`: no `@`, or exactly
@@ -391,16 +441,23 @@ mod tests {
     fn fixup_removes_duplicates_and_rejects_empty_lists() {
         let anyone = acl(perms::ALL, "world", "anyone");
         assert_eq!(
-            fixup_acl(&[anyone.clone(), anyone.clone()], &[], false),
+            fixup_acl(&[anyone.clone(), anyone.clone()], &[], Providers::default()),
             Ok(vec![anyone])
         );
-        assert_eq!(fixup_acl(&[], &[], false), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[], &[], Providers::default()),
+            Err(ErrorCode::InvalidAcl)
+        );
     }
 
     #[test]
     fn fixup_accepts_world_only_as_anyone() {
         assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "world", "foo")], &[], false),
+            fixup_acl(
+                &[acl(perms::ALL, "world", "foo")],
+                &[],
+                Providers::default()
+            ),
             Err(ErrorCode::InvalidAcl)
         );
     }
@@ -413,28 +470,77 @@ mod tests {
             Id::new("super", ""),
         ];
         assert_eq!(
-            fixup_acl(&[acl(perms::READ, "auth", "")], &auth, false),
+            fixup_acl(&[acl(perms::READ, "auth", "")], &auth, Providers::default()),
             Ok(vec![acl(perms::READ, "digest", "bob:h")])
         );
         assert_eq!(
             fixup_acl(
                 &[acl(perms::READ, "auth", "")],
                 &[Id::new("ip", "127.0.0.1")],
-                false
+                Providers::default()
             ),
             Err(ErrorCode::InvalidAcl)
         );
+    }
+
+    const SASL: Providers = Providers {
+        sasl: true,
+        x509: false,
+    };
+
+    #[test]
+    fn with_tls_x509_ids_are_valid_and_auth_expands_to_them() {
+        let x509 = Providers {
+            sasl: false,
+            x509: true,
+        };
+        let auth = [
+            Id::new("ip", "127.0.0.1"),
+            Id::new("x509", "CN=app,O=Acme\\, Inc.,C=US"),
+        ];
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, x509),
+            Ok(vec![acl(perms::ALL, "x509", "CN=app,O=Acme\\, Inc.,C=US")])
+        );
+        for (id, valid) in [
+            ("CN=app", true),
+            ("CN=app,OU=a+OU=b,C=US", true),
+            ("", true),
+            ("app", false),
+            ("CN=app,", false),
+            ("=app", false),
+        ] {
+            let result = fixup_acl(&[acl(perms::ALL, "x509", id)], &[], x509);
+            assert_eq!(result.is_ok(), valid, "x509:{id}");
+        }
+        assert!(fixup_acl(
+            &[acl(perms::ALL, "x509", "CN=app")],
+            &[],
+            Providers::default()
+        )
+        .is_err());
+        let locked = [acl(perms::READ, "x509", "CN=app")];
+        assert!(check_acl(
+            &locked,
+            &[Id::new("x509", "CN=app")],
+            perms::READ
+        ));
+        assert!(!check_acl(
+            &locked,
+            &[Id::new("x509", "CN=other")],
+            perms::READ
+        ));
     }
 
     #[test]
     fn with_the_sasl_provider_sasl_ids_are_valid_and_auth_expands_to_them() {
         let auth = [Id::new("ip", "127.0.0.1"), Id::new("sasl", "jaasuser")];
         assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, true),
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, SASL),
             Ok(vec![acl(perms::ALL, "sasl", "jaasuser")])
         );
         assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, false),
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, Providers::default()),
             Err(ErrorCode::InvalidAcl),
             "without the provider, sasl ids are not authenticated ones"
         );
@@ -445,7 +551,7 @@ mod tests {
             ("a/b/c@R", false),
             ("bob@R@S", false),
         ] {
-            let result = fixup_acl(&[acl(perms::ALL, "sasl", id)], &[], true);
+            let result = fixup_acl(&[acl(perms::ALL, "sasl", id)], &[], SASL);
             assert_eq!(result.is_ok(), valid, "sasl:{id}");
         }
         let locked = [acl(perms::READ, "sasl", "jaasuser")];
@@ -482,7 +588,7 @@ mod tests {
             ("super", "", false),
         ];
         for (scheme, id, valid) in table {
-            let result = fixup_acl(&[acl(perms::ALL, scheme, id)], &[], false);
+            let result = fixup_acl(&[acl(perms::ALL, scheme, id)], &[], Providers::default());
             assert_eq!(result.is_ok(), valid, "{scheme}:{id}");
         }
     }

@@ -365,7 +365,7 @@ impl DataTree {
             Some((parent, _)) if !path.contains('\0') => parent,
             _ => return Err(ErrorCode::BadArguments),
         };
-        let acl = fixup_acl(acl, ctx.auth, self.config.sasl_acls)?;
+        let acl = fixup_acl(acl, ctx.auth, self.config.providers())?;
         let parent = self.view(overlay, parent_path).ok_or(ErrorCode::NoNode)?;
         require(&parent.acl, ctx.auth, perms::CREATE)?;
         let path = if mode.is_sequential() {
@@ -457,7 +457,7 @@ impl DataTree {
         if !validate_path(path) {
             return Err(ErrorCode::BadArguments);
         }
-        let acl = fixup_acl(acl, ctx.auth, self.config.sasl_acls)?;
+        let acl = fixup_acl(acl, ctx.auth, self.config.providers())?;
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
         require(&node.acl, ctx.auth, perms::ADMIN)?;
         let aversion = check_version(node.aversion, version)?;

@@ -24,6 +24,19 @@ pub struct TreeConfig {
     /// `authProvider.N=…SASLAuthenticationProvider`: `sasl` ids are valid in
     /// ACLs (and `auth` expands to a client's SASL identity).
     pub sasl_acls: bool,
+    /// TLS is configured, so ZooKeeper's X509AuthenticationProvider is
+    /// registered: `x509` ids (certificate subjects) are valid in ACLs.
+    pub x509_acls: bool,
+}
+
+impl TreeConfig {
+    /// The optional authentication providers these settings register.
+    pub(crate) fn providers(&self) -> crate::acl::Providers {
+        crate::acl::Providers {
+            sasl: self.sasl_acls,
+            x509: self.x509_acls,
+        }
+    }
 }
 
 /// The znode tree: Corral's replicated state machine.

@@ -177,6 +177,7 @@ fn create_checks_in_zookeepers_order() {
         extended_types_enabled: true,
         enforce_quota: false,
         sasl_acls: false,
+        x509_acls: false,
     };
     let mut d = Driver::with_config(config);
     d.mk("/p");
@@ -304,6 +305,7 @@ fn ttl_create_is_unimplemented_unless_extended_types_are_enabled() {
         extended_types_enabled: true,
         enforce_quota: false,
         sasl_acls: false,
+        x509_acls: false,
     });
     let result = d.result(create_ttl("/t", CreateMode::PersistentWithTtl, 10));
     let TxnResult::Created { stat, .. } = result else {
@@ -318,6 +320,7 @@ fn containers_and_ttl_nodes_may_have_ephemeral_children() {
         extended_types_enabled: true,
         enforce_quota: false,
         sasl_acls: false,
+        x509_acls: false,
     });
     let result = d.result(create("/c", b"", CreateMode::Container));
     let TxnResult::Created { stat, .. } = result else {

@@ -145,6 +145,7 @@ fn hard_count_limit_refuses_creates_only_when_enforced() {
             extended_types_enabled: false,
             enforce_quota: true,
             sasl_acls: false,
+            x509_acls: false,
         },
         limits,
     );
@@ -175,6 +176,7 @@ fn soft_limits_never_refuse() {
             extended_types_enabled: false,
             enforce_quota: true,
             sasl_acls: false,
+            x509_acls: false,
         },
         "count=1,bytes=1",
     );
@@ -192,6 +194,7 @@ fn hard_byte_limit_refuses_growth_before_the_version_check() {
             extended_types_enabled: false,
             enforce_quota: true,
             sasl_acls: false,
+            x509_acls: false,
         },
         limits,
     );
@@ -225,6 +228,7 @@ fn quota_checks_in_a_multi_read_the_applied_tree_as_zookeeper_does() {
             extended_types_enabled: false,
             enforce_quota: true,
             sasl_acls: false,
+            x509_acls: false,
         },
         limits,
     );
@@ -320,6 +324,7 @@ fn a_ttl_node_is_reapable_when_empty_and_older_than_its_ttl_since_the_last_set_d
         extended_types_enabled: true,
         enforce_quota: false,
         sasl_acls: false,
+        x509_acls: false,
     });
     let outcome = d.apply(create_ttl("/t", CreateMode::PersistentWithTtl, 2000));
     let created = outcome.zxid * 1000;

@@ -110,6 +110,7 @@ fn get_ephemerals_filters_by_string_prefix_and_skips_containers_and_ttl_nodes() 
         extended_types_enabled: true,
         enforce_quota: false,
         sasl_acls: false,
+        x509_acls: false,
     });
     d.apply(create("/e", b"", CreateMode::Ephemeral));
     d.apply(create("/es-", b"", CreateMode::EphemeralSequential));

@@ -6,10 +6,16 @@
 //! or PEM; the type comes from `ssl.*.type` or, when unset, from the file.
 //!
 //! Once the handshake is done the connection is served exactly like one on
-//! `clientPort` (`connection::serve_stream`).
+//! `clientPort` (`connection::serve_stream`), holding one more identity when
+//! the client sent a certificate: `x509:<its subject, RFC 2253>`, as
+//! ZooKeeper's X509AuthenticationProvider (registered whenever TLS is
+//! configured) names it.
 
+mod dn;
 mod jks;
 mod verify;
+
+pub use verify::subject_name;
 
 use std::path::Path;
 use std::sync::Arc;

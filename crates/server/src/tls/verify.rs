@@ -229,6 +229,13 @@ struct Cert {
     spki_key: Range<usize>,
 }
 
+/// A certificate's subject as Java's `X500Principal.getName()` writes it
+/// (RFC 2253), which is ZooKeeper's x509 client id.
+pub fn subject_name(cert: &CertificateDer<'_>) -> Result<String, &'static str> {
+    let cert = Cert::parse(cert)?;
+    super::dn::rfc2253(&cert.der, cert.subject.clone())
+}
+
 /// The subjectPublicKeyInfo (DER) of a certificate of any version.
 pub fn subject_public_key_info(cert: &CertificateDer<'_>) -> Result<Vec<u8>, &'static str> {
     let cert = Cert::parse(cert)?;
@@ -335,21 +342,26 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// One DER element: its tag, the range of the whole element, and of its contents.
-struct Tlv {
-    tag: u8,
-    whole: Range<usize>,
-    content: Range<usize>,
+pub(super) struct Tlv {
+    pub(super) tag: u8,
+    pub(super) whole: Range<usize>,
+    pub(super) content: Range<usize>,
 }
 
 /// Reads consecutive DER elements within a range of a buffer.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     der: &'a [u8],
     pos: usize,
     end: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(der: &'a [u8], range: Range<usize>) -> Reader<'a> {
+    /// Nothing left to read.
+    pub(super) fn is_done(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    pub(super) fn new(der: &'a [u8], range: Range<usize>) -> Reader<'a> {
         Reader {
             der,
             pos: range.start,
@@ -366,7 +378,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn next(&mut self) -> Result<Tlv, &'static str> {
+    pub(super) fn next(&mut self) -> Result<Tlv, &'static str> {
         let start = self.pos;
         let tag = self.byte()?;
         if tag & 0x1F == 0x1F {
@@ -399,7 +411,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn expect(&mut self, tag: u8, what: &'static str) -> Result<Tlv, &'static str> {
+    pub(super) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Tlv, &'static str> {
         let tlv = self.next()?;
         if tlv.tag != tag {
             return Err(what);
