@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
+use super::jks::decode_oid;
 use super::verify::Reader;
 
 const SEQUENCE: u8 = 0x30;
@@ -50,7 +51,10 @@ pub fn rfc2253(der: &[u8], name: Range<usize>) -> Result<String, &'static str> {
             let mut parts = Reader::new(der, ava.content);
             let oid = parts.expect(OID, "attribute type")?;
             let value = parts.next()?;
-            let oid = dotted(der.get(oid.content).ok_or("truncated")?)?;
+            let oid = der
+                .get(oid.content)
+                .and_then(decode_oid)
+                .ok_or("malformed OID")?;
             let keyword = KEYWORDS.iter().find(|(o, _)| *o == oid).map(|(_, k)| *k);
             let text = match (
                 keyword,
@@ -72,35 +76,6 @@ pub fn rfc2253(der: &[u8], name: Range<usize>) -> Result<String, &'static str> {
     }
     rdns.reverse();
     Ok(rdns.join(","))
-}
-
-/// An OID's dotted form.
-fn dotted(bytes: &[u8]) -> Result<String, &'static str> {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut value: u64 = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        value = value.checked_mul(128).ok_or("OID arc too large")? | u64::from(b & 0x7F);
-        if b & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (value / 40).min(2);
-                arcs.push(first);
-                arcs.push(value - first * 40);
-            } else {
-                arcs.push(value);
-            }
-            value = 0;
-        } else if i + 1 == bytes.len() {
-            return Err("OID ends inside an arc");
-        }
-    }
-    if arcs.is_empty() {
-        return Err("empty OID");
-    }
-    Ok(arcs
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join("."))
 }
 
 /// The text of a directory string (UTF8, Printable, IA5, Teletex as Latin-1,
@@ -205,7 +180,10 @@ mod tests {
             let _ = rfc2253(&der[..cut], 0..cut);
         }
         assert!(rfc2253(&[0x30, 0x02, 0x04, 0x00], 0..4).is_err());
-        assert_eq!(dotted(&[0x2A, 0x86]).unwrap_err(), "OID ends inside an arc");
-        assert_eq!(dotted(&[0x2A, 0x86, 0x48]).unwrap(), "1.2.840");
+        let bad_oid = name(&[rdn(&[ava(&[0x2A, 0x86], 0x0C, b"x")])]);
+        assert_eq!(
+            rfc2253(&bad_oid, 0..bad_oid.len()).unwrap_err(),
+            "malformed OID"
+        );
     }
 }

@@ -364,7 +364,8 @@ fn dotted_oid(content: &[u8]) -> String {
     })
 }
 
-fn decode_oid(content: &[u8]) -> Option<String> {
+/// An OID's dotted form; `None` when malformed.
+pub(super) fn decode_oid(content: &[u8]) -> Option<String> {
     let mut arcs: Vec<u64> = Vec::new();
     let mut value: u64 = 0;
     let mut pending = false;
