@@ -97,8 +97,8 @@ pub struct ServerConfig {
     pub readonly_mode_enabled: bool,
     pub reconfig_enabled: bool,
     pub standalone_enabled: bool,
-    /// `skipACL=yes`: ZooKeeper skips every ACL check. Corral honours it for
-    /// `reconfig` only (which otherwise needs the super user).
+    /// `skipACL=yes`: no permission is checked (ZooKeeper's recovery switch):
+    /// reads, writes, watch events and `reconfig` (otherwise the super user's).
     pub skip_acl: bool,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u32,

@@ -241,9 +241,10 @@ impl Core {
             path,
         );
         let frame = frame.freeze();
+        let skip_acl = self.tree.config().skip_acl;
         for conn_id in targets {
             if let Some(conn) = self.conns.get_mut(&conn_id) {
-                if corral_tree::check_acl(acl, &conn.auth, corral_proto::perms::READ) {
+                if skip_acl || corral_tree::check_acl(acl, &conn.auth, corral_proto::perms::READ) {
                     conn.send(frame.clone());
                 }
             }

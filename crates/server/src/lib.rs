@@ -127,6 +127,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         enforce_quota: config.enforce_quota,
         sasl_acls: config.sasl_acls,
         x509_acls: config.secure_client.is_some(),
+        skip_acl: config.skip_acl,
     });
     let tracker = SessionTracker::new(Duration::from_millis(config.tick_time_ms as u64));
     let core = Core::new(

@@ -178,6 +178,7 @@ fn create_checks_in_zookeepers_order() {
         enforce_quota: false,
         sasl_acls: false,
         x509_acls: false,
+        skip_acl: false,
     };
     let mut d = Driver::with_config(config);
     d.mk("/p");
@@ -306,6 +307,7 @@ fn ttl_create_is_unimplemented_unless_extended_types_are_enabled() {
         enforce_quota: false,
         sasl_acls: false,
         x509_acls: false,
+        skip_acl: false,
     });
     let result = d.result(create_ttl("/t", CreateMode::PersistentWithTtl, 10));
     let TxnResult::Created { stat, .. } = result else {
@@ -321,6 +323,7 @@ fn containers_and_ttl_nodes_may_have_ephemeral_children() {
         enforce_quota: false,
         sasl_acls: false,
         x509_acls: false,
+        skip_acl: false,
     });
     let result = d.result(create("/c", b"", CreateMode::Container));
     let TxnResult::Created { stat, .. } = result else {

@@ -146,6 +146,7 @@ fn hard_count_limit_refuses_creates_only_when_enforced() {
             enforce_quota: true,
             sasl_acls: false,
             x509_acls: false,
+            skip_acl: false,
         },
         limits,
     );
@@ -177,6 +178,7 @@ fn soft_limits_never_refuse() {
             enforce_quota: true,
             sasl_acls: false,
             x509_acls: false,
+            skip_acl: false,
         },
         "count=1,bytes=1",
     );
@@ -195,6 +197,7 @@ fn hard_byte_limit_refuses_growth_before_the_version_check() {
             enforce_quota: true,
             sasl_acls: false,
             x509_acls: false,
+            skip_acl: false,
         },
         limits,
     );
@@ -229,6 +232,7 @@ fn quota_checks_in_a_multi_read_the_applied_tree_as_zookeeper_does() {
             enforce_quota: true,
             sasl_acls: false,
             x509_acls: false,
+            skip_acl: false,
         },
         limits,
     );
@@ -325,6 +329,7 @@ fn a_ttl_node_is_reapable_when_empty_and_older_than_its_ttl_since_the_last_set_d
         enforce_quota: false,
         sasl_acls: false,
         x509_acls: false,
+        skip_acl: false,
     });
     let outcome = d.apply(create_ttl("/t", CreateMode::PersistentWithTtl, 2000));
     let created = outcome.zxid * 1000;

@@ -111,6 +111,7 @@ fn get_ephemerals_filters_by_string_prefix_and_skips_containers_and_ttl_nodes() 
         enforce_quota: false,
         sasl_acls: false,
         x509_acls: false,
+        skip_acl: false,
     });
     d.apply(create("/e", b"", CreateMode::Ephemeral));
     d.apply(create("/es-", b"", CreateMode::EphemeralSequential));

@@ -43,6 +43,7 @@ fn snapshot_round_trip_keeps_every_part_of_the_state() {
         enforce_quota: true,
         sasl_acls: false,
         x509_acls: false,
+        skip_acl: false,
     };
     let mut d = Driver::with_config(config);
     d.apply_as(0x200, vec![], TxnOp::CreateSession { timeout_ms: 4000 });
@@ -351,7 +352,7 @@ proptest! {
         extended_types_enabled in any::<bool>(),
         enforce_quota in any::<bool>(),
     ) {
-        let config = TreeConfig { extended_types_enabled, enforce_quota, sasl_acls: false, x509_acls: false };
+        let config = TreeConfig { extended_types_enabled, enforce_quota, sasl_acls: false, x509_acls: false, skip_acl: false };
         let mut tree = DataTree::new(config);
         let mut restored: Option<DataTree> = None;
         for &session_id in SESSIONS {
