@@ -484,6 +484,45 @@ async fn max_client_cnxns_limits_connections_per_address() {
     server.stop().await;
 }
 
+/// `maxCnxns` caps connections in all, whatever their address (`maxClientCnxns=0`: no
+/// limit per address); a connection closed makes room again.
+#[tokio::test]
+async fn max_cnxns_limits_connections_in_all() {
+    let server = TestServer::start_with(&[("maxCnxns", "2"), ("maxClientCnxns", "0")]).await;
+    let addr = server.addr.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut a = raw_connect(&addr);
+        a.write_all(&connect_request(0, &[0; 16])).unwrap();
+        read_frame(&mut a).unwrap();
+        let mut b = raw_connect(&addr);
+        b.write_all(&connect_request(0, &[0; 16])).unwrap();
+        read_frame(&mut b).unwrap();
+        let mut c = raw_connect(&addr);
+        let _ = c.write_all(&connect_request(0, &[0; 16]));
+        assert!(
+            read_frame(&mut c).is_none(),
+            "the third connection is closed at accept"
+        );
+        drop(a);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut d = raw_connect(&addr);
+            let _ = d.write_all(&connect_request(0, &[0; 16]));
+            if read_frame(&mut d).is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no room after a connection closed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn reconnecting_with_the_session_keeps_ephemerals() {
     let server = TestServer::start().await;

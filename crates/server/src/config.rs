@@ -79,6 +79,9 @@ pub struct ServerConfig {
     pub client_port: u16,
     pub client_port_address: IpAddr,
     pub max_client_cnxns: u32,
+    /// `maxCnxns`: client connections in all (0: no limit), ZooKeeper's
+    /// limit per connection factory; here the two client ports together.
+    pub max_cnxns: u32,
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub snap_count: u64,
@@ -227,6 +230,7 @@ impl ServerConfig {
             client_port: 2181,
             client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             max_client_cnxns: 60,
+            max_cnxns: 0,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40000,
             snap_count: 100_000,
@@ -353,6 +357,7 @@ impl ServerConfig {
                 "clientPort" => client_port = Some(parse(key, value)?),
                 "clientPortAddress" => cfg.client_port_address = parse_addr(key, value)?,
                 "maxClientCnxns" => cfg.max_client_cnxns = parse(key, value)?,
+                "maxCnxns" | "zookeeper.maxCnxns" => cfg.max_cnxns = parse(key, value)?,
                 "minSessionTimeout" => min_timeout = Some(parse(key, value)?),
                 "maxSessionTimeout" => max_timeout = Some(parse(key, value)?),
                 "snapCount" | "zookeeper.snapCount" => cfg.snap_count = parse_positive(key, value)?,
@@ -685,6 +690,7 @@ pub fn jvm_properties(flags: &str) -> BTreeMap<String, String> {
         "jute.maxbuffer",
         "enforce.auth.enabled",
         "enforce.auth.schemes",
+        "maxCnxns",
         "sessionRequireClientSASLAuth",
     ];
     const ZK_PREFIXES: &[&str] = &["admin.", "authProvider."];

@@ -299,7 +299,8 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
     Ok((listener, bound))
 }
 
-/// Accepts clients on one port, enforcing `maxClientCnxns` per client IP;
+/// Accepts clients on one port, enforcing `maxCnxns` in all and
+/// `maxClientCnxns` per client IP;
 /// with `tls`, each completes a TLS handshake (within the time a
 /// ConnectRequest is given) before it is served.
 async fn accept_loop(
@@ -309,6 +310,7 @@ async fn accept_loop(
     per_ip: ConnectionCounts,
 ) {
     let limit = shared.config.max_client_cnxns;
+    let total_limit = shared.config.max_cnxns;
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(ok) => ok,
@@ -322,6 +324,12 @@ async fn accept_loop(
         let ip = addr.ip();
         {
             let mut counts = per_ip.lock();
+            let total: u32 = counts.values().sum();
+            if total_limit > 0 && total >= total_limit {
+                tracing::warn!(%addr, total_limit, "too many connections (maxCnxns); closing");
+                drop(stream);
+                continue;
+            }
             let count = counts.entry(ip).or_insert(0);
             if limit > 0 && *count >= limit {
                 tracing::warn!(%ip, limit, "too many connections from one address (maxClientCnxns); closing");
