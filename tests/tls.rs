@@ -450,7 +450,8 @@ async fn who_am_i(s: &mut TlsSession) -> Vec<(String, String)> {
 /// A client certificate makes the session `x509:<subject>`, the subject written as Java's
 /// `X500Principal.getName()` writes it (RFC 2253: most specific first, `\,` escaped), as
 /// ZooKeeper's X509AuthenticationProvider names it; `auth` ACLs take that identity. The
-/// same client against Apache ZooKeeper (Netty, PEM stores) must see the same.
+/// same client against Apache ZooKeeper (Netty, PEM stores) must see the same, and both
+/// make it super when `X509AuthenticationProvider.superUser` names its subject.
 #[tokio::test]
 async fn a_client_certificate_is_the_x509_identity_zookeeper_gives_it() {
     if !support::zookeeper_available() {
@@ -481,9 +482,17 @@ async fn a_client_certificate_is_the_x509_identity_zookeeper_gives_it() {
     };
     write(&dir.path().join("server.pem"), &server.pem);
     write(&dir.path().join("ca.pem"), authority.cert.pem());
+    // The client is also the x509 super user: ZooKeeper names it `super` only if its
+    // subject string is exactly the one configured, which is written here by Corral.
+    let subject = corral_server::tls::subject_name(&client.cert).expect("client subject");
     let tls_lines = |port: u16| {
         vec![
             format!("secureClientPort={port}"),
+            // zoo.cfg is a Java properties file: a backslash is written twice.
+            format!(
+                "X509AuthenticationProvider.superUser={}",
+                subject.replace('\\', "\\\\")
+            ),
             "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".to_string(),
             format!(
                 "ssl.keyStore.location={}",
@@ -545,6 +554,10 @@ async fn a_client_certificate_is_the_x509_identity_zookeeper_gives_it() {
             .iter()
             .any(|(scheme, id)| scheme == "x509" && id.contains("O=Acme\\, Inc.")),
         "ZooKeeper's identities: {zk_ids:?}"
+    );
+    assert!(
+        zk_ids.contains(&("super".to_string(), String::new())),
+        "ZooKeeper makes the configured subject {subject:?} super: {zk_ids:?}"
     );
     assert_eq!(corral_ids, zk_ids, "whoami over TLS");
     assert_eq!(corral_acl, zk_acl, "an auth ACL made over TLS");
