@@ -35,6 +35,12 @@ fn client_jaas(dir: &Path, name: &str, user: &str, password: &str) -> PathBuf {
     path
 }
 
+/// zkCli.sh and Apache ZooKeeper both here (under CI, a panic when not).
+fn zkcli_and_zookeeper_available() -> bool {
+    compat::require("zkCli.sh", zkcli().is_file(), "apt-get install zookeeper")
+        && support::zookeeper_available()
+}
+
 fn zkcli() -> PathBuf {
     let home = std::env::var("CORRAL_ZK_HOME").unwrap_or_else(|_| "/usr/share/zookeeper".into());
     PathBuf::from(home).join("bin").join("zkCli.sh")
@@ -121,9 +127,7 @@ fn scenario(addr: std::net::SocketAddr, dir: &Path, tag: &str) -> Outputs {
 
 #[test]
 fn java_clients_authenticate_with_sasl_digest_md5_as_with_zookeeper() {
-    if !compat::require("zkCli.sh", zkcli().is_file(), "apt-get install zookeeper")
-        || !support::zookeeper_available()
-    {
+    if !zkcli_and_zookeeper_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -187,9 +191,7 @@ fn java_clients_authenticate_with_sasl_digest_md5_as_with_zookeeper() {
 /// one that has is served. zkCli prints the same for both servers.
 #[test]
 fn enforced_sasl_refuses_clients_that_did_not_authenticate() {
-    if !compat::require("zkCli.sh", zkcli().is_file(), "apt-get install zookeeper")
-        || !support::zookeeper_available()
-    {
+    if !zkcli_and_zookeeper_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

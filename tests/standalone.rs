@@ -461,23 +461,31 @@ async fn empty_containers_are_reaped_after_their_last_child_goes() {
     server.stop().await;
 }
 
+/// Opens two sessions (kept open, returned) and checks that a third connection is
+/// closed at accept.
+fn two_sessions_and_a_third_refused(addr: &str) -> (TcpStream, TcpStream) {
+    let open = || {
+        let mut s = raw_connect(addr);
+        s.write_all(&connect_request(0, &[0; 16])).unwrap();
+        read_frame(&mut s).expect("a session within the limit");
+        s
+    };
+    let (a, b) = (open(), open());
+    let mut c = raw_connect(addr);
+    let _ = c.write_all(&connect_request(0, &[0; 16]));
+    assert!(
+        read_frame(&mut c).is_none(),
+        "the third connection is closed at accept"
+    );
+    (a, b)
+}
+
 #[tokio::test]
 async fn max_client_cnxns_limits_connections_per_address() {
     let server = TestServer::start_with(&[("maxClientCnxns", "2")]).await;
     let addr = server.addr.clone();
     tokio::task::spawn_blocking(move || {
-        let mut a = raw_connect(&addr);
-        a.write_all(&connect_request(0, &[0; 16])).unwrap();
-        read_frame(&mut a).unwrap();
-        let mut b = raw_connect(&addr);
-        b.write_all(&connect_request(0, &[0; 16])).unwrap();
-        read_frame(&mut b).unwrap();
-        let mut c = raw_connect(&addr);
-        let _ = c.write_all(&connect_request(0, &[0; 16]));
-        assert!(
-            read_frame(&mut c).is_none(),
-            "the third connection is closed at accept"
-        );
+        let _open = two_sessions_and_a_third_refused(&addr);
     })
     .await
     .unwrap();
@@ -491,18 +499,7 @@ async fn max_cnxns_limits_connections_in_all() {
     let server = TestServer::start_with(&[("maxCnxns", "2"), ("maxClientCnxns", "0")]).await;
     let addr = server.addr.clone();
     tokio::task::spawn_blocking(move || {
-        let mut a = raw_connect(&addr);
-        a.write_all(&connect_request(0, &[0; 16])).unwrap();
-        read_frame(&mut a).unwrap();
-        let mut b = raw_connect(&addr);
-        b.write_all(&connect_request(0, &[0; 16])).unwrap();
-        read_frame(&mut b).unwrap();
-        let mut c = raw_connect(&addr);
-        let _ = c.write_all(&connect_request(0, &[0; 16]));
-        assert!(
-            read_frame(&mut c).is_none(),
-            "the third connection is closed at accept"
-        );
+        let (a, _b) = two_sessions_and_a_third_refused(&addr);
         drop(a);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
