@@ -737,10 +737,6 @@ fn handle_request(
     }
 }
 
-/// What ZooKeeper's ReadOnlyRequestProcessor answers to a request a read-only
-/// server cannot carry out: NotReadOnly for writes, `sync` and `reconfig`;
-/// closing the session closes the connection. Reads, pings, watches and auth
-/// take the usual way.
 /// One SASL token (ZooKeeper's `processSasl`): the next DIGEST-MD5 token
 /// goes back; once the client has proved its password it holds
 /// `sasl:<name>` (and `super` as `zookeeper.superUser`). A failed exchange,
@@ -820,6 +816,10 @@ fn refuse_and_close(conn: &mut ConnState, frame: Bytes, reason: String) -> Conti
     Continue::Yes
 }
 
+/// What ZooKeeper's ReadOnlyRequestProcessor answers to a request a read-only
+/// server cannot carry out: NotReadOnly for writes, `sync` and `reconfig`;
+/// closing the session closes the connection. Reads, pings, watches and auth
+/// take the usual way.
 fn refuse_on_read_only(conn: &mut ConnState, xid: i32, zxid: i64, request: &Request) -> Continue {
     let mut out = BytesMut::new();
     if matches!(request, Request::CloseSession) {

@@ -178,6 +178,20 @@ impl ConnState {
         self.stop.notify_one();
     }
 
+    /// Mean request latency in ms (0 before the first reply), as `cons` shows it.
+    pub fn latency_avg_ms(&self) -> i64 {
+        if self.latency_count > 0 {
+            self.latency_total_ms / self.latency_count
+        } else {
+            0
+        }
+    }
+
+    /// When the connection was accepted, in wall-clock ms (`cons`' `est`).
+    pub fn established_wall_ms(&self) -> i64 {
+        crate::write_path::wall_clock_ms() - self.established.elapsed().as_millis() as i64
+    }
+
     pub fn record_reply(&mut self, op: &'static str, xid: i32, zxid: i64, received: Instant) {
         let ms = received.elapsed().as_millis() as i64;
         self.server_stats.record_latency(ms);
@@ -241,10 +255,12 @@ impl Core {
             path,
         );
         let frame = frame.freeze();
-        let skip_acl = self.tree.config().skip_acl;
         for conn_id in targets {
             if let Some(conn) = self.conns.get_mut(&conn_id) {
-                if skip_acl || corral_tree::check_acl(acl, &conn.auth, corral_proto::perms::READ) {
+                if self
+                    .tree
+                    .permits(acl, &conn.auth, corral_proto::perms::READ)
+                {
                     conn.send(frame.clone());
                 }
             }

@@ -166,22 +166,17 @@ fn connections(shared: &Shared, out: &mut String, detailed: bool, asker: SocketA
             c.packets_sent
         );
         if detailed {
-            let avg = if c.latency_count > 0 {
-                c.latency_total_ms / c.latency_count
-            } else {
-                0
-            };
             let _ = write!(
                 out,
                 ",sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp=0,llat=0,minlat={},avglat={},maxlat={}",
                 c.session_id,
                 c.last_op,
-                crate::write_path::wall_clock_ms() - c.established.elapsed().as_millis() as i64,
+                c.established_wall_ms(),
                 c.timeout_ms,
                 c.last_xid,
                 c.last_zxid,
                 c.latency_min_ms,
-                avg,
+                c.latency_avg_ms(),
                 c.latency_max_ms
             );
         }
@@ -194,7 +189,12 @@ fn connections(shared: &Shared, out: &mut String, detailed: bool, asker: SocketA
 /// A double as ZooKeeper prints averages: rounded to 4 decimals, in Java's
 /// `Double.toString` form (`0.0`, `0.5556`).
 fn java_double_4(value: f64) -> String {
-    format!("{:?}", (value * 10_000.0).round() / 10_000.0)
+    format!("{:?}", round_4(value))
+}
+
+/// An average as ZooKeeper reports it: rounded to 4 decimals.
+pub(crate) fn round_4(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
 }
 
 fn monitor(shared: &Shared, out: &mut String) {
@@ -226,7 +226,7 @@ pub(crate) fn monitor_figures(
     let mut figures: Vec<(&str, serde_json::Value)> = vec![
         ("zk_version", json!(version_string())),
         ("zk_server_state", json!(shared.mode())),
-        ("zk_avg_latency", json!((avg * 10_000.0).round() / 10_000.0)),
+        ("zk_avg_latency", json!(round_4(avg))),
         ("zk_max_latency", json!(max)),
         ("zk_min_latency", json!(min)),
         (

@@ -206,7 +206,9 @@ fn plan(shared: &Shared, call: &ReconfigCall) -> Result<Vec<PeerSpec>, ErrorCode
     if metrics.membership_changing {
         return Err(ErrorCode::ReconfigInProgress);
     }
-    let (current_text, acl) = {
+    // Whether the caller may write /zookeeper/config; refused below, in
+    // ZooKeeper's order (after the quorum checks).
+    let (current_text, may_write) = {
         let core = shared.core.lock();
         let text = config_node(&core.tree).map(|(t, _)| t).unwrap_or_default();
         let acl = core
@@ -214,7 +216,7 @@ fn plan(shared: &Shared, call: &ReconfigCall) -> Result<Vec<PeerSpec>, ErrorCode
             .get_acl(CONFIG_NODE, &server_itself())
             .map(|(a, _)| a)
             .unwrap_or_default();
-        (text, acl)
+        (text, core.tree.permits(&acl, &call.auth, perms::WRITE))
     };
     let version = config_version(&current_text);
     if call.cur_config_id != -1 && call.cur_config_id != version {
@@ -254,7 +256,7 @@ fn plan(shared: &Shared, call: &ReconfigCall) -> Result<Vec<PeerSpec>, ErrorCode
         );
         return Err(ErrorCode::NewConfigNoQuorum);
     }
-    if !shared.config.skip_acl && !corral_tree::check_acl(&acl, &call.auth, perms::WRITE) {
+    if !may_write {
         return Err(ErrorCode::NoAuth);
     }
     Ok(next)

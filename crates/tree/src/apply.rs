@@ -17,7 +17,7 @@ use corral_proto::{perms, Acl, CreateMode, ErrorCode, EventType, Id, Stat};
 /// The node holding the ensemble's dynamic configuration.
 const CONFIG_NODE: &str = "/zookeeper/config";
 
-use crate::acl::{check_acl, fixup_acl};
+use crate::acl::fixup_acl;
 use crate::node::{ttl_owner, Node, NodeKind, CONTAINER_OWNER, TTL_MAX_MS};
 use crate::path::{
     canonical, event_path, is_system_path, sequential_suffix, split_parent, validate_path,
@@ -109,15 +109,6 @@ fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
     Ok(current.wrapping_add(1))
 }
 
-/// ZooKeeper's `checkACL`; `skip_acl` (`skipACL=yes`) lets everything by.
-fn require(acl: &[Acl], auth: &[Id], perm: i32, skip_acl: bool) -> Result<(), ErrorCode> {
-    if skip_acl || check_acl(acl, auth, perm) {
-        Ok(())
-    } else {
-        Err(ErrorCode::NoAuth)
-    }
-}
-
 /// `getParentPathAndValidate` (delete, deleteContainer): a `/`, no NUL, not
 /// a system node.
 fn parent_for_delete(path: &str) -> Result<&str, ErrorCode> {
@@ -128,6 +119,15 @@ fn parent_for_delete(path: &str) -> Result<&str, ErrorCode> {
 }
 
 impl DataTree {
+    /// NoAuth unless [`DataTree::permits`].
+    fn require(&self, acl: &[Acl], auth: &[Id], perm: i32) -> Result<(), ErrorCode> {
+        if self.permits(acl, auth, perm) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
     /// Applies one committed transaction at `zxid` and reports its result
     /// and the watch triggers it fires, in ZooKeeper's order.
     ///
@@ -368,7 +368,7 @@ impl DataTree {
         };
         let acl = fixup_acl(acl, ctx.auth, self.config.providers())?;
         let parent = self.view(overlay, parent_path).ok_or(ErrorCode::NoNode)?;
-        require(&parent.acl, ctx.auth, perms::CREATE, self.config.skip_acl)?;
+        self.require(&parent.acl, ctx.auth, perms::CREATE)?;
         let path = if mode.is_sequential() {
             format!("{path}{}", sequential_suffix(parent.cversion))
         } else {
@@ -414,7 +414,7 @@ impl DataTree {
     ) -> Result<Plan<'a>, ErrorCode> {
         let parent_path = parent_for_delete(path)?;
         let parent = self.view(overlay, parent_path).ok_or(ErrorCode::NoNode)?;
-        require(&parent.acl, ctx.auth, perms::DELETE, self.config.skip_acl)?;
+        self.require(&parent.acl, ctx.auth, perms::DELETE)?;
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
         check_version(node.version, version)?;
         if node.num_children > 0 {
@@ -436,7 +436,7 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
-        require(&node.acl, ctx.auth, perms::WRITE, self.config.skip_acl)?;
+        self.require(&node.acl, ctx.auth, perms::WRITE)?;
         self.check_quota(path, data_len(data) as i64 - node.data_len as i64, 0)?;
         let version = check_version(node.version, version)?;
         Ok(Plan::SetData {
@@ -460,7 +460,7 @@ impl DataTree {
         }
         let acl = fixup_acl(acl, ctx.auth, self.config.providers())?;
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
-        require(&node.acl, ctx.auth, perms::ADMIN, self.config.skip_acl)?;
+        self.require(&node.acl, ctx.auth, perms::ADMIN)?;
         let aversion = check_version(node.aversion, version)?;
         Ok(Plan::SetAcl {
             path,
@@ -481,7 +481,7 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.view(overlay, path).ok_or(ErrorCode::NoNode)?;
-        require(&node.acl, ctx.auth, perms::READ, self.config.skip_acl)?;
+        self.require(&node.acl, ctx.auth, perms::READ)?;
         check_version(node.version, version)?;
         Ok(Plan::Check)
     }

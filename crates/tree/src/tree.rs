@@ -225,7 +225,7 @@ impl DataTree {
     /// masked as `user:x`.
     pub fn get_acl(&self, path: &str, auth: &[Id]) -> Result<(Vec<Acl>, Stat), ErrorCode> {
         let node = self.readable(path, auth, perms::READ | perms::ADMIN)?;
-        let acl = if self.config.skip_acl || check_acl(&node.acl, auth, perms::ADMIN) {
+        let acl = if self.permits(&node.acl, auth, perms::ADMIN) {
             node.acl.to_vec()
         } else {
             mask_digest_ids(&node.acl)
@@ -264,11 +264,17 @@ impl DataTree {
         count
     }
 
+    /// ZooKeeper's `checkACL`: whether `auth` holds one of `perm` on `acl`;
+    /// with `skipACL=yes` everything is allowed.
+    pub fn permits(&self, acl: &[Acl], auth: &[Id], perm: i32) -> bool {
+        self.config.skip_acl || check_acl(acl, auth, perm)
+    }
+
     /// The node at `path` if it exists (NoNode) and `auth` has one of `perm`
     /// (NoAuth), in ZooKeeper's order.
     fn readable(&self, path: &str, auth: &[Id], perm: i32) -> Result<&Node, ErrorCode> {
         let node = self.node(path).ok_or(ErrorCode::NoNode)?;
-        if self.config.skip_acl || check_acl(&node.acl, auth, perm) {
+        if self.permits(&node.acl, auth, perm) {
             Ok(node)
         } else {
             Err(ErrorCode::NoAuth)

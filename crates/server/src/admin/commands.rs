@@ -347,7 +347,7 @@ fn server_stats(shared: &Shared, out: &mut Map<String, Value>) {
         "server_state": shared.mode(),
         "last_processed_zxid": core.tree.last_zxid(),
         "outstanding_requests": fourlw::outstanding(&core),
-        "avg_latency": (avg * 10_000.0).round() / 10_000.0,
+        "avg_latency": fourlw::round_4(avg),
         "max_latency": max,
         "min_latency": min,
         "num_alive_client_connections": core.conns.len(),
@@ -367,7 +367,6 @@ fn server_stats(shared: &Shared, out: &mut Map<String, Value>) {
 /// five fields, as `stats` lists them.
 fn connections(shared: &Shared, brief: bool) -> (Value, Value) {
     let core = shared.core.lock();
-    let wall_now = crate::write_path::wall_clock_ms();
     let mut conns: Vec<_> = core.conns.iter().collect();
     conns.sort_by_key(|(id, _)| **id);
     let (mut plain, mut secure) = (Vec::new(), Vec::new());
@@ -379,22 +378,16 @@ fn connections(shared: &Shared, brief: bool) -> (Value, Value) {
         info.insert("packets_received".into(), json!(c.packets_received));
         info.insert("packets_sent".into(), json!(c.packets_sent));
         if !brief {
-            let avg = if c.latency_count > 0 {
-                c.latency_total_ms / c.latency_count
-            } else {
-                0
-            };
-            let established = wall_now - c.established.elapsed().as_millis() as i64;
             info.insert("session_id".into(), json!(c.session_id));
             info.insert("last_operation".into(), json!(c.last_op));
-            info.insert("established".into(), json!(established));
+            info.insert("established".into(), json!(c.established_wall_ms()));
             info.insert("session_timeout".into(), json!(c.timeout_ms));
             info.insert("last_cxid".into(), json!(c.last_xid));
             info.insert("last_zxid".into(), json!(c.last_zxid));
             info.insert("last_response_time".into(), json!(0));
             info.insert("last_latency".into(), json!(0));
             info.insert("min_latency".into(), json!(c.latency_min_ms));
-            info.insert("avg_latency".into(), json!(avg));
+            info.insert("avg_latency".into(), json!(c.latency_avg_ms()));
             info.insert("max_latency".into(), json!(c.latency_max_ms));
         }
         if c.secure {
