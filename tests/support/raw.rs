@@ -441,6 +441,23 @@ impl RawSession {
         self.read_reply(xid)
     }
 
+    /// Sends one request with the next xid without waiting; returns its xid
+    /// (take the reply later with [`RawSession::reply_to`]).
+    pub fn send_request(&mut self, opcode: i32, body: &[u8]) -> io::Result<i32> {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        let mut frame = Enc::new();
+        frame.i32(xid).i32(opcode);
+        frame.0.extend_from_slice(body);
+        self.write_frame(frame.bytes())?;
+        Ok(xid)
+    }
+
+    /// Reads frames until the reply to `xid`; notifications go to `events`.
+    pub fn reply_to(&mut self, xid: i32) -> io::Result<Reply> {
+        self.read_reply(xid)
+    }
+
     pub fn ping(&mut self) -> io::Result<Reply> {
         self.request_with_xid(-2, op::PING, &[])
     }

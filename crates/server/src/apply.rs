@@ -141,6 +141,9 @@ impl Shared {
     }
 }
 
+/// Room for a reply header and a Stat (and a short path) without growing the buffer.
+const REPLY_CAPACITY: usize = 128;
+
 /// Queues the reply of an applied write on its connection, then the reads
 /// that waited behind it.
 fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, result: TxnResult) {
@@ -189,7 +192,7 @@ fn reply(core: &mut Core, conn_id: u64, xid: i32, zxid: i64, session_id: i64, re
             )),
         "a session's replies must follow its request order"
     );
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(REPLY_CAPACITY);
     let mut close_after = false;
     match (&shape, result) {
         (ReplyShape::Connect { read_only_byte, .. }, TxnResult::Error(_)) => {

@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-use crate::core::{ConnState, Outbound, Pending, ReplyShape, Shared};
+use crate::core::{ConnState, DirectSocket, Outbound, Pending, ReplyShape, Shared};
 use crate::entry::LogEntry;
 use crate::read_path::serve_read;
 use crate::session::{accepted_response, read_only_response, session_password};
@@ -43,8 +43,17 @@ pub(crate) fn handshake_timeout(shared: &Shared) -> Duration {
 /// Serves one accepted socket until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    // A second descriptor of the same (non-blocking) socket, for watch events
+    // sent where they fire; without one, they go through the writer task.
+    let direct = match std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned() {
+        Ok(fd) => Some(Arc::new(DirectSocket::new(std::net::TcpStream::from(fd)))),
+        Err(e) => {
+            tracing::debug!(%addr, "cannot duplicate the socket for direct sends: {e}");
+            None
+        }
+    };
     let (rd, wr) = stream.into_split();
-    serve_io(shared, rd, wr, addr, None).await;
+    serve_io(shared, rd, wr, addr, None, direct).await;
 }
 
 /// Serves a connection that is not a bare TCP stream (TLS on
@@ -59,7 +68,7 @@ pub async fn serve_stream<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
-    serve_io(shared, rd, wr, addr, Some(client_id)).await;
+    serve_io(shared, rd, wr, addr, Some(client_id), None).await;
 }
 
 /// `tls`: came in on the secure port, with the client certificate's subject
@@ -70,6 +79,7 @@ async fn serve_io<R, W>(
     mut wr: W,
     addr: SocketAddr,
     tls: Option<Option<String>>,
+    direct: Option<Arc<DirectSocket>>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -123,11 +133,20 @@ async fn serve_io<R, W>(
 
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(write_loop(shared.clone(), wr, rx, queued.clone()));
+    let writer = tokio::spawn(write_loop(
+        shared.clone(),
+        wr,
+        rx,
+        queued.clone(),
+        direct.clone(),
+    ));
     let stop = Arc::new(Notify::new());
     let conn_id = shared.next_conn_id();
 
     let mut conn = ConnState::new(addr, tx.clone(), queued, stop.clone(), shared.stats.clone());
+    if let Some(direct) = direct {
+        conn.set_direct(direct);
+    }
     conn.secure = tls.is_some();
     if let Some(Some(subject)) = tls {
         // ZooKeeper's X509AuthenticationProvider: the certificate names the client.
@@ -861,14 +880,25 @@ fn add_identity(auth: &mut Vec<Id>, id: Id) {
 }
 
 /// Drains the connection's outbound queue, one `write` per batch of frames.
+/// With a [`DirectSocket`], tells it when the queue is empty, so that watch
+/// events may be sent straight to the socket again.
 async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     queued: Arc<AtomicUsize>,
+    direct: Option<Arc<DirectSocket>>,
 ) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
-    'outer: while let Some(first) = rx.recv().await {
+    let mut carried: Option<Outbound> = None;
+    'outer: loop {
+        let first = match carried.take() {
+            Some(msg) => msg,
+            None => match rx.recv().await {
+                Some(msg) => msg,
+                None => break,
+            },
+        };
         let mut close = false;
         let mut frames = 0u64;
         let mut next = Some(first);
@@ -901,6 +931,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         batch.clear();
         if close {
             break;
+        }
+        if let Some(direct) = &direct {
+            carried = direct.next_or_idle(&mut rx);
         }
     }
     let _ = wr.shutdown().await;

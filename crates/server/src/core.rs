@@ -4,9 +4,11 @@
 //! Why one lock: a read and its watch registration must not interleave with
 //! an apply (or an event would be lost), and a connection's events and
 //! replies must be queued in the order the state changed. Everything done
-//! under the lock is in-memory and short; no I/O and no `.await` happens
-//! while it is held. Frames are handed to each connection's writer task
-//! through its outbound queue.
+//! under the lock is in-memory and short; no blocking I/O and no `.await`
+//! happens while it is held. Frames are handed to each connection's writer
+//! task through its outbound queue; watch events may instead be written
+//! straight to an idle plain-TCP socket with a non-blocking send
+//! ([`DirectSocket`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,6 +31,46 @@ use crate::watch::{ConnId, WatchRegistry};
 /// Bytes queued for one connection's socket before it counts as a slow
 /// consumer and is closed.
 pub const OUTBOUND_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// A second handle on a plain TCP connection's socket, so that a watch event
+/// can be sent from where it fires instead of through the writer task.
+///
+/// Why: an event fanned out to 1000 watchers was 1000 task wake-ups and
+/// queue hand-offs before the first byte left; the sends themselves are
+/// the same either way. The socket is non-blocking (tokio set it so), and a
+/// frame goes straight out only when the writer task has nothing queued or
+/// half-written, so that frames leave in the order they were produced.
+pub struct DirectSocket {
+    socket: std::net::TcpStream,
+    /// True while frames are queued for the writer task or being written by
+    /// it. Senders set it when they queue; the writer clears it when its
+    /// queue is empty. Both do so under this lock, which also covers the
+    /// queueing itself, so a direct send can never overtake a queued frame.
+    writer_busy: Mutex<bool>,
+}
+
+impl DirectSocket {
+    pub fn new(socket: std::net::TcpStream) -> DirectSocket {
+        DirectSocket {
+            socket,
+            writer_busy: Mutex::new(false),
+        }
+    }
+
+    /// Called by the writer task after a write: keeps the writer marked busy
+    /// and returns the next queued message if there is one, marks it idle
+    /// otherwise.
+    pub fn next_or_idle(&self, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Option<Outbound> {
+        let mut busy = self.writer_busy.lock();
+        match rx.try_recv() {
+            Ok(next) => Some(next),
+            Err(_) => {
+                *busy = false;
+                None
+            }
+        }
+    }
+}
 
 /// What a connection's writer task receives.
 pub enum Outbound {
@@ -100,6 +142,8 @@ pub struct ConnState {
     pub pending: VecDeque<Pending>,
     out: mpsc::UnboundedSender<Outbound>,
     pub queued_bytes: Arc<AtomicUsize>,
+    /// Plain TCP connections only (not TLS).
+    direct: Option<Arc<DirectSocket>>,
     /// Wakes the reader to stop (session closed or expired).
     pub stop: Arc<Notify>,
     pub established: Instant,
@@ -135,6 +179,7 @@ impl ConnState {
             pending: VecDeque::new(),
             out,
             queued_bytes,
+            direct: None,
             stop,
             established: Instant::now(),
             packets_received: 0,
@@ -149,15 +194,62 @@ impl ConnState {
         }
     }
 
+    /// Lets watch events go straight to this connection's socket.
+    pub fn set_direct(&mut self, direct: Arc<DirectSocket>) {
+        self.direct = Some(direct);
+    }
+
+    /// Sends a frame now if the socket allows (a plain TCP connection whose
+    /// writer has nothing queued), else queues it like [`ConnState::send`].
+    pub fn send_now(&mut self, frame: Bytes) {
+        let Some(direct) = self.direct.clone() else {
+            self.send(frame);
+            return;
+        };
+        let mut busy = direct.writer_busy.lock();
+        let mut rest = frame;
+        if !*busy {
+            use std::io::Write;
+            // Any error (would block, reset) leaves the frame to the writer
+            // task, which waits for the socket or reports the error.
+            if let Ok(n) = (&direct.socket).write(&rest) {
+                if n == rest.len() {
+                    self.packets_sent += 1;
+                    self.server_stats
+                        .packets_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                rest = rest.slice(n..);
+            }
+        }
+        *busy = true;
+        self.enqueue(rest);
+    }
+
     /// Queues a frame for the socket. A connection that does not drain its
     /// queue is closed rather than allowed to grow memory without bound.
     pub fn send(&mut self, frame: Bytes) {
+        match self.direct.clone() {
+            Some(direct) => {
+                let mut busy = direct.writer_busy.lock();
+                *busy = true;
+                self.enqueue(frame);
+            }
+            None => self.enqueue(frame),
+        }
+    }
+
+    /// Hands a frame to the writer task (the caller holds the direct
+    /// socket's lock, if any, with the writer marked busy).
+    fn enqueue(&mut self, frame: Bytes) {
         let len = frame.len();
         let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
         self.packets_sent += 1;
         if queued > OUTBOUND_BYTES_MAX {
             tracing::warn!(addr = %self.addr, queued, "client does not read its replies; closing");
-            self.close();
+            let _ = self.out.send(Outbound::Close);
+            self.stop.notify_one();
             return;
         }
         let _ = self.out.send(Outbound::Frame(frame));
@@ -174,7 +266,16 @@ impl ConnState {
     }
 
     pub fn close(&mut self) {
-        let _ = self.out.send(Outbound::Close);
+        match self.direct.clone() {
+            Some(direct) => {
+                let mut busy = direct.writer_busy.lock();
+                *busy = true;
+                let _ = self.out.send(Outbound::Close);
+            }
+            None => {
+                let _ = self.out.send(Outbound::Close);
+            }
+        }
         self.stop.notify_one();
     }
 
@@ -261,7 +362,7 @@ impl Core {
                     .tree
                     .permits(acl, &conn.auth, corral_proto::perms::READ)
                 {
-                    conn.send(frame.clone());
+                    conn.send_now(frame.clone());
                 }
             }
         }

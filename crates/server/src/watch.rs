@@ -8,6 +8,16 @@ use std::collections::{HashMap, HashSet};
 
 use corral_proto::EventType;
 
+/// The tables' hasher. Every watch event looks up its path and then each
+/// watching connection twice (the watch and the connection's own list); with
+/// 1000 watchers on one node SipHash made that 400 µs of the fan-out, foldhash
+/// (seeded per process) a fraction of it.
+type Hasher = foldhash::fast::RandomState;
+type Map<K, V> = HashMap<K, V, Hasher>;
+type Set<T> = HashSet<T, Hasher>;
+/// The connections an event goes to.
+pub type ConnSet = Set<ConnId>;
+
 /// Identifies one client connection on this server.
 pub type ConnId = u64;
 
@@ -31,8 +41,8 @@ pub enum WatchTable {
 
 #[derive(Default)]
 struct Table {
-    by_path: HashMap<Box<str>, HashMap<ConnId, WatchMode>>,
-    by_conn: HashMap<ConnId, HashSet<Box<str>>>,
+    by_path: Map<Box<str>, Map<ConnId, WatchMode>>,
+    by_conn: Map<ConnId, Set<Box<str>>>,
     recursive_count: usize,
 }
 
@@ -101,12 +111,13 @@ impl Table {
         &mut self,
         path: &str,
         event: EventType,
-        suppress: &HashSet<ConnId>,
-        out: &mut HashSet<ConnId>,
+        suppress: &Set<ConnId>,
+        out: &mut Set<ConnId>,
     ) {
         let mut fired_once: Vec<ConnId> = Vec::new();
-        if let Some(watchers) = self.by_path.get(path) {
-            for (&conn, &mode) in watchers {
+        if let Some(watchers) = self.by_path.get_mut(path) {
+            out.reserve(watchers.len());
+            for (&conn, &mode) in watchers.iter() {
                 match mode {
                     WatchMode::PersistentRecursive => {
                         if event != EventType::NodeChildrenChanged {
@@ -122,9 +133,22 @@ impl Table {
                     }
                 }
             }
+            // One-time watches are gone once fired: one pass over the path's
+            // watchers, not a lookup of the path per watcher.
+            if !fired_once.is_empty() {
+                watchers.retain(|_, mode| *mode != WatchMode::Standard);
+                if watchers.is_empty() {
+                    self.by_path.remove(path);
+                }
+            }
         }
         for conn in fired_once {
-            self.remove(path, conn);
+            if let Some(paths) = self.by_conn.get_mut(&conn) {
+                paths.remove(path);
+                if paths.is_empty() {
+                    self.by_conn.remove(&conn);
+                }
+            }
         }
         if self.recursive_count > 0 && event != EventType::NodeChildrenChanged {
             for ancestor in ancestors(path) {
@@ -137,7 +161,9 @@ impl Table {
                 }
             }
         }
-        out.retain(|c| !suppress.contains(c));
+        if !suppress.is_empty() {
+            out.retain(|c| !suppress.contains(c));
+        }
     }
 }
 
@@ -209,9 +235,9 @@ impl WatchRegistry {
 
     /// The connections to notify of `event` on `path`, as ZooKeeper's
     /// DataTree computes them for create, delete, setData.
-    pub fn trigger(&mut self, path: &str, event: EventType) -> HashSet<ConnId> {
-        let mut out = HashSet::new();
-        let none = HashSet::new();
+    pub fn trigger(&mut self, path: &str, event: EventType) -> ConnSet {
+        let mut out = Set::default();
+        let none = Set::default();
         match event {
             EventType::NodeCreated | EventType::NodeDataChanged => {
                 self.data.trigger(path, event, &none, &mut out)
@@ -219,7 +245,7 @@ impl WatchRegistry {
             EventType::NodeChildrenChanged => self.child.trigger(path, event, &none, &mut out),
             EventType::NodeDeleted => {
                 self.data.trigger(path, event, &none, &mut out);
-                let mut from_child = HashSet::new();
+                let mut from_child = Set::default();
                 self.child.trigger(path, event, &out, &mut from_child);
                 out.extend(from_child);
             }
@@ -283,7 +309,7 @@ mod tests {
         w.add(WatchTable::Data, "/a", 1, WatchMode::Standard);
         assert_eq!(
             w.trigger("/a", EventType::NodeDataChanged),
-            HashSet::from([1])
+            ConnSet::from_iter([1])
         );
         assert!(w.trigger("/a", EventType::NodeDataChanged).is_empty());
     }
@@ -294,12 +320,12 @@ mod tests {
         w.add_persistent("/a", 7, true);
         assert_eq!(
             w.trigger("/a/b/c", EventType::NodeCreated),
-            HashSet::from([7])
+            ConnSet::from_iter([7])
         );
         assert!(w.trigger("/a", EventType::NodeChildrenChanged).is_empty());
         assert_eq!(
             w.trigger("/a/b", EventType::NodeDataChanged),
-            HashSet::from([7])
+            ConnSet::from_iter([7])
         );
     }
 
@@ -310,11 +336,11 @@ mod tests {
         assert!(w.trigger("/a/b", EventType::NodeCreated).is_empty());
         assert_eq!(
             w.trigger("/a", EventType::NodeChildrenChanged),
-            HashSet::from([7])
+            ConnSet::from_iter([7])
         );
         assert_eq!(
             w.trigger("/a", EventType::NodeChildrenChanged),
-            HashSet::from([7])
+            ConnSet::from_iter([7])
         );
     }
 
@@ -323,7 +349,10 @@ mod tests {
         let mut w = WatchRegistry::default();
         w.add(WatchTable::Data, "/a", 1, WatchMode::Standard);
         w.add(WatchTable::Child, "/a", 1, WatchMode::Standard);
-        assert_eq!(w.trigger("/a", EventType::NodeDeleted), HashSet::from([1]));
+        assert_eq!(
+            w.trigger("/a", EventType::NodeDeleted),
+            ConnSet::from_iter([1])
+        );
         // Both one-shot watches are consumed.
         assert_eq!(w.watch_count(), 0);
     }
