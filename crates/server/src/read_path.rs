@@ -34,7 +34,8 @@ pub fn serve_read(core: &mut Core, conn_id: ConnId, xid: i32, request: Request, 
         return;
     };
     let auth = &conn.auth;
-    let mut buf = BytesMut::new();
+    // A header, a Stat and a small node's data without growing the buffer.
+    let mut buf = BytesMut::with_capacity(256);
     let op = op_name(&request);
     match request {
         Request::Ping => encode_header_reply(&mut buf, xid, zxid, ErrorCode::Ok),
