@@ -1,14 +1,15 @@
 //! Watch events and replies leave a connection in the order the server produced them, also
-//! when the client is not reading and its socket is full: Corral writes an event straight to
-//! an idle socket, and must queue it behind replies still waiting for the socket. Run against
-//! Apache ZooKeeper too (skipped when it is not installed outside CI).
+//! when the client is not reading and its socket is full. On a runtime of one worker Corral
+//! writes an event straight to an idle socket, and must queue it behind replies still waiting
+//! for the socket; with more workers every frame goes through the connection's writer task.
+//! Both are run, and Apache ZooKeeper too (skipped when it is not installed outside CI).
 
 mod support;
 
 use std::time::Duration;
 
 use support::raw::{self, op, Acl, Enc, RawSession};
-use support::Server;
+use support::{CorralServer, Server};
 
 /// Enough replies of `BIG` bytes that the kernel's socket buffers cannot take them all while
 /// the client does not read.
@@ -79,8 +80,13 @@ fn event_waits_behind_queued_replies(server: &Server) {
 
 #[test]
 fn corral_queues_an_event_behind_replies_the_socket_could_not_take() {
-    let server = Server::start_named("corral", &[]).expect("corral starts");
-    event_waits_behind_queued_replies(&server);
+    for workers in ["1", "2"] {
+        let server = Server::Corral(CorralServer::start_with_env(
+            &[],
+            &[("TOKIO_WORKER_THREADS", workers)],
+        ));
+        event_waits_behind_queued_replies(&server);
+    }
 }
 
 #[test]

@@ -436,16 +436,22 @@ impl CorralServer {
     /// output) if it exits or does not answer `srvr` within 30 s. The binary is the one
     /// cargo built for this test, or `$CORRAL_BIN` when set.
     pub fn start_with(extra_cfg: &[&str]) -> CorralServer {
-        Self::start_as(extra_cfg, false)
+        Self::start_as(extra_cfg, false, &[])
+    }
+
+    /// As [`CorralServer::start_with`], with these environment variables set for the
+    /// server (e.g. `TOKIO_WORKER_THREADS`).
+    pub fn start_with_env(extra_cfg: &[&str], env: &[(&str, &str)]) -> CorralServer {
+        Self::start_as(extra_cfg, false, env)
     }
 
     /// Corral as member 1 of a one-member ensemble (a `server.1` line and `myid`), as
     /// [`ApacheZk::try_start_quorum_of_one`] runs ZooKeeper.
     pub fn start_quorum_of_one(extra_cfg: &[&str]) -> CorralServer {
-        Self::start_as(extra_cfg, true)
+        Self::start_as(extra_cfg, true, &[])
     }
 
-    fn start_as(extra_cfg: &[&str], quorum_of_one: bool) -> CorralServer {
+    fn start_as(extra_cfg: &[&str], quorum_of_one: bool, env: &[(&str, &str)]) -> CorralServer {
         let dir = tempfile::Builder::new()
             .prefix("corral-srv-")
             .tempdir()
@@ -468,6 +474,7 @@ impl CorralServer {
         }
         // The log goes to a file: no ANSI colours.
         cmd.env("NO_COLOR", "1");
+        cmd.envs(env.iter().copied());
         let mut proc_ = Proc::spawn("corral server", cmd, dir.path().join("server.log"));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         proc_.wait_serving(addr);
