@@ -230,13 +230,20 @@ impl ConnState {
     /// Queues a frame for the socket. A connection that does not drain its
     /// queue is closed rather than allowed to grow memory without bound.
     pub fn send(&mut self, frame: Bytes) {
+        self.with_writer_busy(|conn| conn.enqueue(frame));
+    }
+
+    /// Runs `queue` with the writer task marked busy, under the direct
+    /// socket's lock if there is one, so that no direct send overtakes what
+    /// `queue` hands to the writer.
+    fn with_writer_busy(&mut self, queue: impl FnOnce(&mut Self)) {
         match self.direct.clone() {
             Some(direct) => {
                 let mut busy = direct.writer_busy.lock();
                 *busy = true;
-                self.enqueue(frame);
+                queue(self);
             }
-            None => self.enqueue(frame),
+            None => queue(self),
         }
     }
 
@@ -248,8 +255,7 @@ impl ConnState {
         self.packets_sent += 1;
         if queued > OUTBOUND_BYTES_MAX {
             tracing::warn!(addr = %self.addr, queued, "client does not read its replies; closing");
-            let _ = self.out.send(Outbound::Close);
-            self.stop.notify_one();
+            self.queue_close();
             return;
         }
         let _ = self.out.send(Outbound::Frame(frame));
@@ -266,16 +272,12 @@ impl ConnState {
     }
 
     pub fn close(&mut self) {
-        match self.direct.clone() {
-            Some(direct) => {
-                let mut busy = direct.writer_busy.lock();
-                *busy = true;
-                let _ = self.out.send(Outbound::Close);
-            }
-            None => {
-                let _ = self.out.send(Outbound::Close);
-            }
-        }
+        self.with_writer_busy(Self::queue_close);
+    }
+
+    /// Closes after what is queued (the caller marked the writer busy).
+    fn queue_close(&mut self) {
+        let _ = self.out.send(Outbound::Close);
         self.stop.notify_one();
     }
 

@@ -74,13 +74,18 @@ impl Table {
         if watchers.is_empty() {
             self.by_path.remove(path);
         }
+        self.forget_conn_path(conn, path);
+        true
+    }
+
+    /// Drops `path` from `conn`'s own list (its side of a removed watch).
+    fn forget_conn_path(&mut self, conn: ConnId, path: &str) {
         if let Some(paths) = self.by_conn.get_mut(&conn) {
             paths.remove(path);
             if paths.is_empty() {
                 self.by_conn.remove(&conn);
             }
         }
-        true
     }
 
     fn contains(&self, path: &str, conn: ConnId) -> bool {
@@ -143,12 +148,7 @@ impl Table {
             }
         }
         for conn in fired_once {
-            if let Some(paths) = self.by_conn.get_mut(&conn) {
-                paths.remove(path);
-                if paths.is_empty() {
-                    self.by_conn.remove(&conn);
-                }
-            }
+            self.forget_conn_path(conn, path);
         }
         if self.recursive_count > 0 && event != EventType::NodeChildrenChanged {
             for ancestor in ancestors(path) {
