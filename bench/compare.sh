@@ -253,6 +253,7 @@ json.dump({
   "sessions": "$SESSIONS",
   "chart_sessions": "$CHART_SESSIONS",
   "fanout": $FANOUT,
+  "port_base": $PORT_BASE,
 }, open(sys.argv[1], "w"), indent=1)
 EOF
 cat "$WORK/meta.json" >&2
