@@ -53,7 +53,7 @@ fn event_waits_behind_queued_replies(server: &Server) {
     assert_eq!(r.err, 0, "{name}: create /w");
 
     for xid in xids {
-        let reply = reader.reply_to(xid).expect("getData reply");
+        let reply = reader.read_reply(xid).expect("getData reply");
         assert_eq!(reply.err, 0, "{name}: getData /big");
         let data = reply.dec().buf().expect("decode data").unwrap_or_default();
         assert_eq!(

@@ -387,7 +387,7 @@ impl RawSession {
     }
 
     /// Reads frames until the reply for `xid`; notifications go to `self.events`.
-    fn read_reply(&mut self, xid: i32) -> io::Result<Reply> {
+    pub fn read_reply(&mut self, xid: i32) -> io::Result<Reply> {
         loop {
             let frame = self.read_frame()?;
             let mut d = Dec::new(&frame);
@@ -427,35 +427,30 @@ impl RawSession {
 
     /// Sends one request with the next xid and waits for its reply.
     pub fn request(&mut self, opcode: i32, body: &[u8]) -> io::Result<Reply> {
-        let xid = self.next_xid;
-        self.next_xid += 1;
-        self.request_with_xid(xid, opcode, body)
+        let xid = self.send_request(opcode, body)?;
+        self.read_reply(xid)
     }
 
     /// Sends one request with a chosen xid (ping -2, auth -4, …) and waits for its reply.
     pub fn request_with_xid(&mut self, xid: i32, opcode: i32, body: &[u8]) -> io::Result<Reply> {
-        let mut frame = Enc::new();
-        frame.i32(xid).i32(opcode);
-        frame.0.extend_from_slice(body);
-        self.write_frame(frame.bytes())?;
+        self.send_with_xid(xid, opcode, body)?;
         self.read_reply(xid)
     }
 
     /// Sends one request with the next xid without waiting; returns its xid
-    /// (take the reply later with [`RawSession::reply_to`]).
+    /// (take the reply later with [`RawSession::read_reply`]).
     pub fn send_request(&mut self, opcode: i32, body: &[u8]) -> io::Result<i32> {
         let xid = self.next_xid;
         self.next_xid += 1;
-        let mut frame = Enc::new();
-        frame.i32(xid).i32(opcode);
-        frame.0.extend_from_slice(body);
-        self.write_frame(frame.bytes())?;
+        self.send_with_xid(xid, opcode, body)?;
         Ok(xid)
     }
 
-    /// Reads frames until the reply to `xid`; notifications go to `events`.
-    pub fn reply_to(&mut self, xid: i32) -> io::Result<Reply> {
-        self.read_reply(xid)
+    fn send_with_xid(&mut self, xid: i32, opcode: i32, body: &[u8]) -> io::Result<()> {
+        let mut frame = Enc::new();
+        frame.i32(xid).i32(opcode);
+        frame.0.extend_from_slice(body);
+        self.write_frame(frame.bytes())
     }
 
     pub fn ping(&mut self) -> io::Result<Reply> {
