@@ -924,7 +924,8 @@ impl Writer {
         for entry in batch.iter().flat_map(|(entries, _)| entries.iter()) {
             let index = entry.index();
             payload.clear();
-            payload = postcard::to_extend(entry, payload).map_err(|e| {
+            // `to_io` appends with `extend_from_slice`, not byte by byte.
+            postcard::to_io(entry, &mut payload).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("cannot encode log entry {index}: {e}"),

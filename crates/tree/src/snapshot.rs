@@ -111,7 +111,9 @@ impl<W: Write + ?Sized> RecordWriter<'_, W> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
-        let mut buf = postcard::to_extend(record, buf).map_err(io::Error::other)?;
+        // `to_io` appends with `extend_from_slice`; `to_extend` pushed a
+        // node's data byte by byte.
+        postcard::to_io(record, &mut buf).map_err(io::Error::other)?;
         let len = u32::try_from(buf.len() - 4)
             .ok()
             .filter(|len| *len <= RECORD_BYTES_MAX)
