@@ -22,6 +22,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::durable;
 use crate::error::LogStoreError;
 
 /// Magic bytes at the start of every segment (the trailing digits are the format version).
@@ -151,51 +152,19 @@ const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 /// Fill `file` with zeros from `from` up to `to` (exclusive) and make it durable, so that later
 /// writes in that range change no metadata. The caller names the file in errors.
 ///
-/// Each chunk is written out to the disk before the next is written, rather than all of them
-/// by the `sync_all` at the end: the log's `fdatasync` (a cache flush on the device) waits for
-/// every write queued before it, and a whole segment of zeros queued at once held the log's
-/// group commits back by 20–40 ms each time a segment was prepared.
+/// Each chunk is written out to the disk before the next is written ([`durable::write_out`]),
+/// rather than all of them by the `sync_all` at the end: a whole segment of zeros queued at
+/// once held the log's group commits back by 20–40 ms each time a segment was prepared.
 pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
     let mut pos = from;
     while pos < to {
         let n = (to - pos).min(ZEROS_CHUNK_BYTES as u64) as usize;
         file.write_all_at(&zeros[..n], pos)?;
-        write_out(file, pos, n as u64)?;
+        durable::write_out(file, pos, n as u64)?;
         pos += n as u64;
     }
     file.sync_all()
-}
-
-/// Starts writing `len` bytes of `file` at `offset` to the disk and waits until they are
-/// written (`sync_file_range`, which neither flushes the device's cache nor writes metadata:
-/// the `sync_all` after the last chunk does both).
-#[cfg(target_os = "linux")]
-fn write_out(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-        | libc::SYNC_FILE_RANGE_WRITE
-        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-    let (Ok(offset), Ok(len)) = (
-        libc::off64_t::try_from(offset),
-        libc::off64_t::try_from(len),
-    ) else {
-        return Ok(());
-    };
-    // SAFETY: `sync_file_range` reads only its integer arguments; the descriptor is `file`'s,
-    // open for the whole call. No safe wrapper exists in std, and nix/rustix lack this call.
-    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Elsewhere, the final `sync_all` writes every chunk.
-#[cfg(not(target_os = "linux"))]
-fn write_out(_file: &File, _offset: u64, _len: u64) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Whether `bytes` are all zero: the preallocated, never written tail of a segment.
