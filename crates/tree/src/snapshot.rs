@@ -20,6 +20,7 @@ use std::sync::Arc;
 use corral_proto::Acl;
 use serde::{Deserialize, Serialize};
 
+use crate::children;
 use crate::node::Node;
 use crate::path::validate_path;
 use crate::store::CapturedNodes;
@@ -248,7 +249,9 @@ impl TreeCapture {
             })?;
         }
         // Pre-order, children by name, following the children's slots (no
-        // path lookups). One path buffer: every node written between a
+        // path lookups), with one child iterator per level open (not a list
+        // of every sibling still to write: a directory of a million children
+        // is not copied). One path buffer: every node written between a
         // node and its next sibling is a descendant of their parent, so
         // the buffer still starts with the parent's path when the sibling
         // is reached, and is cut back to it (`prefix_len`).
@@ -257,21 +260,28 @@ impl TreeCapture {
             .root()
             .ok_or_else(|| io::Error::other("the tree has no root"))?;
         let mut path = String::from("/");
-        let mut pending: Vec<(usize, &str, u32)> = vec![(0, "", root)];
+        let mut levels: Vec<(usize, children::Iter<'_>)> = Vec::new();
+        let mut next = Some(root);
         let mut written = 0usize;
-        while let Some((prefix_len, name, slot)) = pending.pop() {
-            if slot != root {
-                path.truncate(prefix_len);
-                path.push('/');
-                path.push_str(name);
-            }
+        // Nearly every node shares one ACL list: ask the index only when the
+        // list changes from the previous node's.
+        let mut last_acl: Option<(*const Vec<Acl>, u32)> = None;
+        while let Some(slot) = next.take() {
             let node = self
                 .nodes
                 .get(slot)
                 .ok_or_else(|| io::Error::other(format!("{path} is listed but missing")))?;
-            let acl = *acl_index
-                .get(&Arc::as_ptr(&node.acl))
-                .ok_or_else(|| io::Error::other(format!("the ACL of {path} is not interned")))?;
+            let acl_ptr = Arc::as_ptr(&node.acl);
+            let acl = match last_acl {
+                Some((ptr, index)) if ptr == acl_ptr => index,
+                _ => {
+                    let index = *acl_index.get(&acl_ptr).ok_or_else(|| {
+                        io::Error::other(format!("the ACL of {path} is not interned"))
+                    })?;
+                    last_acl = Some((acl_ptr, index));
+                    index
+                }
+            };
             writer.write(&Record::Node(NodeRecord {
                 path: &path,
                 data: node.data(),
@@ -287,14 +297,26 @@ impl TreeCapture {
                 aversion: node.aversion,
             }))?;
             written += 1;
-            // The root's children are `/name`, not `//name`.
-            let prefix_len = if slot == root { 0 } else { path.len() };
-            pending.extend(
-                node.children
-                    .iter()
-                    .rev()
-                    .map(|(name, slot)| (prefix_len, name, slot)),
-            );
+            if !node.children.is_empty() {
+                // The root's children are `/name`, not `//name`.
+                let prefix_len = if slot == root { 0 } else { path.len() };
+                levels.push((prefix_len, node.children.iter()));
+            }
+            // The next node: the next child of the deepest level with one left.
+            while let Some((prefix_len, children)) = levels.last_mut() {
+                match children.next() {
+                    Some((name, child)) => {
+                        path.truncate(*prefix_len);
+                        path.push('/');
+                        path.push_str(name);
+                        next = Some(child);
+                        break;
+                    }
+                    None => {
+                        levels.pop();
+                    }
+                }
+            }
         }
         if written != self.nodes.len() {
             return Err(io::Error::other(format!(
