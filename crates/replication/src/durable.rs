@@ -50,7 +50,7 @@ pub(crate) fn write_atomic(
 /// before it, so a file written out a chunk at a time delays it by one chunk at most, where
 /// one `fsync` at the end queued the whole file ahead of it.
 #[cfg(target_os = "linux")]
-pub(crate) fn write_out(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+pub(crate) fn write_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
         | libc::SYNC_FILE_RANGE_WRITE
@@ -67,13 +67,13 @@ pub(crate) fn write_out(file: &File, offset: u64, len: u64) -> std::io::Result<(
     if rc == 0 {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error())
+        Err(io::Error::last_os_error())
     }
 }
 
 /// Elsewhere, the final `sync_all` writes every chunk.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn write_out(_file: &File, _offset: u64, _len: u64) -> std::io::Result<()> {
+pub(crate) fn write_out(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
     Ok(())
 }
 
