@@ -209,11 +209,26 @@ fn enforced_sasl_refuses_clients_that_did_not_authenticate() {
             "{who}, an authenticated client: {served:#?}"
         );
     }
-    let refused_zk = zkcli_run(zk.addr(), None, &["ls /"]);
-    let refused_corral = zkcli_run(corral.addr(), None, &["ls /"]);
+    // The connection-state events zkCli prints after the error race inside
+    // the client against both servers: a Disconnected event when its reading
+    // thread sees the end of the connection before its main thread begins
+    // closing, and the Closed event only if the JVM has not exited first
+    // (seen missing against ZooKeeper on a loaded machine). The refusal
+    // itself is compared.
+    let without_race = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| !l.starts_with("WatchedEvent state:"))
+            .collect()
+    };
+    let refused_zk = without_race(zkcli_run(zk.addr(), None, &["ls /"]));
+    let refused_corral = without_race(zkcli_run(corral.addr(), None, &["ls /"]));
     assert!(
-        !refused_zk.iter().any(|l| l == "[zookeeper]"),
-        "ZooKeeper served an unauthenticated client: {refused_zk:#?}"
+        !refused_zk.iter().any(|l| l == "[zookeeper]")
+            && refused_zk
+                .iter()
+                .any(|l| l.contains("Session closed because client failed to authenticate")),
+        "ZooKeeper should refuse an unauthenticated client: {refused_zk:#?}"
     );
     assert_eq!(refused_corral, refused_zk, "an unauthenticated client");
     assert!(
