@@ -269,6 +269,16 @@ fn a_reconfig_needs_write_permission_on_the_config_node_and_a_synced_quorum() {
         ],
     );
     let leader = e.start_all();
+    // ZooKeeper checks the synced quorum before the ACL (NewConfigNoQuorum
+    // wins over NoAuth), so the ACL check is only seen once both followers
+    // count as synced, which a loaded machine can delay past the start.
+    eventually(10, "the leader counts two synced followers", &e, || {
+        e.nodes[leader]
+            .mntr()
+            .get("zk_synced_followers")
+            .map(String::as_str)
+            == Some("2")
+    });
     let mut s = connect_retrying(e.addr(leader), "connect");
     let (err, _) = reconfig(&mut s, None, Some("3"), None, -1);
     assert_eq!(err, NO_AUTH, "world:anyone may only read /zookeeper/config");
