@@ -131,6 +131,17 @@ fn eventually(secs: u64, what: &str, e: &Ensemble, mut f: impl FnMut() -> bool) 
     }
 }
 
+/// Waits (10 s at most) until `leader`'s `mntr` counts `n` synced followers.
+fn wait_for_synced_followers(e: &Ensemble, leader: usize, n: usize) {
+    let want = n.to_string();
+    eventually(
+        10,
+        &format!("the leader counts {n} synced follower(s)"),
+        e,
+        || e.nodes[leader].mntr().get("zk_synced_followers") == Some(&want),
+    );
+}
+
 fn create(s: &mut RawSession, path: &str) -> i32 {
     s.create(
         op::CREATE,
@@ -272,13 +283,7 @@ fn a_reconfig_needs_write_permission_on_the_config_node_and_a_synced_quorum() {
     // ZooKeeper checks the synced quorum before the ACL (NewConfigNoQuorum
     // wins over NoAuth), so the ACL check is only seen once both followers
     // count as synced, which a loaded machine can delay past the start.
-    eventually(10, "the leader counts two synced followers", &e, || {
-        e.nodes[leader]
-            .mntr()
-            .get("zk_synced_followers")
-            .map(String::as_str)
-            == Some("2")
-    });
+    wait_for_synced_followers(&e, leader, 2);
     let mut s = connect_retrying(e.addr(leader), "connect");
     let (err, _) = reconfig(&mut s, None, Some("3"), None, -1);
     assert_eq!(err, NO_AUTH, "world:anyone may only read /zookeeper/config");
@@ -293,13 +298,7 @@ fn a_reconfig_needs_write_permission_on_the_config_node_and_a_synced_quorum() {
     let down = (leader + 1) % 3;
     e.kill(down);
     // The leader notices a dead follower when its heartbeats go unanswered.
-    eventually(10, "the leader counts one synced follower", &e, || {
-        e.nodes[leader]
-            .mntr()
-            .get("zk_synced_followers")
-            .map(String::as_str)
-            == Some("1")
-    });
+    wait_for_synced_followers(&e, leader, 1);
     let joiner = "server.9=127.0.0.1:1:2:participant;127.0.0.1:3";
     let (err, _) = reconfig(&mut s, Some(joiner), None, None, -1);
     assert_eq!(err, NEW_CONFIG_NO_QUORUM);
